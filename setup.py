@@ -1,0 +1,31 @@
+"""Installs freqprior: `pip install -e .` (library + trainer), `pip install -e '.[test]'` (+ pytest).
+
+On GPU/TPU hosts install the matching jax build first: `pip install 'jax[cuda12]'` or
+`pip install 'jax[tpu]'`.
+"""
+import setuptools
+
+setuptools.setup(
+    name='freqprior',
+    version='0.1.0',
+    description='Autoregressive pixel-level image generation with a causal frequency prior (JAX/Flax).',
+    packages=setuptools.find_packages(include=['freqprior', 'freqprior.*']),
+    package_data={'freqprior': ['data/*.txt']},
+    python_requires='>=3.10',
+    install_requires=[
+        'jax>=0.10.2',
+        'flax>=0.12.8',
+        'optax>=0.2.8',
+        'orbax-checkpoint>=0.12.8',
+        'tensorflow-datasets>=4.9.10',
+        'grain>=0.2.18',
+        'array_record>=0.8.6',
+        'ml-collections>=1.1.0',
+        'clu>=0.0.12',
+        'tensorflow-cpu>=2.21',
+        'pillow>=10.0',
+        'scikit-learn>=1.5',
+        'numpy>=2.0',
+    ],
+    extras_require={'test': ['pytest>=8.0', 'pytest-xdist>=3.5']},
+)
