@@ -1,0 +1,65 @@
+"""Defaults shared by every config; each `configs/<name>.py` edits a copy in `get_config()`."""
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """All keys the library reads, with defaults that suit a small CPU run."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.num_train_steps = 1000
+  config.batch_size = 64  # global, over all hosts and devices
+  config.eval_every_steps = 500
+  config.checkpoint_every_steps = 500
+  config.log_every_steps = 50
+  config.keep_checkpoints = 2
+
+  config.dataset = ml_collections.ConfigDict()
+  config.dataset.name = 'digits'
+  config.dataset.data_dir = ''  # TFDS data_dir: local path or gs://bucket/...
+  config.dataset.image_size = 8  # H = W
+  config.dataset.channels = 1
+  config.dataset.num_classes = 10
+  config.dataset.random_flip = False
+  config.dataset.validation_examples = 0  # carved from train, used to pick the best checkpoint
+  config.dataset.worker_count = 0  # grain worker processes
+
+  config.model = ml_collections.ConfigDict()
+  config.model.head = 'categorical'  # or 'logistic_mixture'
+  config.model.num_mixtures = 5  # logistic_mixture only
+  config.model.width = 32
+  config.model.num_blocks = 4
+  config.model.head_width = 64
+  config.model.dropout = 0.0
+  config.model.class_conditional = True
+  config.model.frequency_prior = True
+  config.model.prior_blocks = 'all'  # 'all', 'last', or block indices such as '1,3'
+  config.model.prior_kernel = 'full'  # 'full' spatial kernel, or 'implicit' (any resolution)
+  config.model.text = 'none'  # 'none' | 'pooled' | 'cross_attention'
+  config.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16'
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 2e-3
+  config.optim.warmup_steps = 100
+  config.optim.weight_decay = 1e-4
+  config.optim.grad_clip = 1.0
+  config.optim.ema_decay = 0.999
+
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.shape = (-1, 1)  # -1 fills the remaining devices
+  config.mesh.axes = ('data', 'fsdp')
+  config.mesh.fsdp = False  # shard parameters over 'fsdp' instead of replicating them
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.step = -1  # -1: latest checkpoint
+  config.eval.batch_size = 256
+  config.eval.split = 'test'
+
+  config.sample = ml_collections.ConfigDict()
+  config.sample.num_images = 16
+  config.sample.batch_size = 16
+  config.sample.temperature = 1.0
+  config.sample.seed = 0
+  config.sample.class_label = '0,1,2,3,4,5,6,7,8,9'  # one label or a comma list cycled
+  config.sample.method = 'cached'  # or 'naive'
+  config.sample.step = -1  # -1: best checkpoint
+  return config
