@@ -1,0 +1,58 @@
+"""The embedded default: scikit-learn's 1,797 8x8 handwritten digits, stored once as TFDS ArrayRecord.
+
+Pixel values 0..16 become round(v * 255 / 16); the last 297 images are the test split. No network:
+the images ship inside scikit-learn. Built with the same writer as `freqprior.data.prepare`.
+"""
+import io
+
+from etils import epath
+import numpy as np
+from PIL import Image
+from sklearn import datasets as sk_datasets
+import tensorflow_datasets as tfds
+
+from freqprior.data import writer
+
+NAME = 'sklearn_digits'
+NUM_TEST = 297
+DEFAULT_DATA_DIR = '~/.cache/freqprior'
+
+
+def images_and_labels() -> tuple[np.ndarray, np.ndarray]:
+  """All 1,797 digits: uint8 images [N, 8, 8, 1] in 0..255 and int labels [N]."""
+  digits = sk_datasets.load_digits()
+  images_NHW = np.round(digits.images * 255.0 / 16.0).astype(np.uint8)
+  return images_NHW[..., None], digits.target.astype(np.int64)
+
+
+def _png(image_HW1: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  Image.fromarray(image_HW1[..., 0], mode='L').save(buffer, format='PNG')
+  return buffer.getvalue()
+
+
+def ensure_built(data_dir: str) -> epath.Path:
+  """Returns `data_dir/sklearn_digits`, writing it first if it is not there."""
+  output = epath.Path(data_dir or DEFAULT_DATA_DIR).expanduser() / NAME
+  if output.exists():
+    return output
+  images_NHW1, labels_N = images_and_labels()
+  num_train = len(labels_N) - NUM_TEST
+  features = tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=(8, 8, 1)),
+      'label': tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
+  })
+
+  def examples(indices):
+    for i in indices:
+      yield i, {'image': _png(images_NHW1[i]), 'label': labels_N[i]}
+
+  try:
+    writer.write_dataset(
+        output, features,
+        {'train': examples(range(num_train)), 'test': examples(range(num_train, len(labels_N)))},
+        description='scikit-learn load_digits(), 8x8 grey, values scaled to 0..255.')
+  except (FileExistsError, OSError):
+    if not output.exists():  # Another process finishing first is fine; anything else is not.
+      raise
+  return output
