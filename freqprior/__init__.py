@@ -1,0 +1,1 @@
+"""freqprior: autoregressive pixel-level image generation with a causal frequency prior."""

@@ -1,0 +1,115 @@
+"""Model construction from a config, and the likelihood API external code relies on."""
+import math
+from typing import Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from freqprior.models.pixelcnn import PixelCNN
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def prior_block_indices(spec: str, num_blocks: int, enabled: bool = True) -> tuple[int, ...]:
+  """Parses config.model.prior_blocks: 'all', 'last', 'none' or indices such as '1,3'."""
+  if not enabled or spec == 'none':
+    return ()
+  if spec == 'all':
+    return tuple(range(num_blocks))
+  if spec == 'last':
+    return (num_blocks - 1,)
+  try:
+    indices = tuple(sorted({int(s) for s in spec.split(',')}))
+  except ValueError:
+    raise ValueError(f"config.model.prior_blocks must be 'all', 'last', 'none' or block "
+                     f'indices like "1,3"; got {spec!r}') from None
+  if any(not 0 <= i < num_blocks for i in indices):
+    raise ValueError(f'config.model.prior_blocks={spec!r} names a block outside '
+                     f'0..{num_blocks - 1} (config.model.num_blocks={num_blocks})')
+  return indices
+
+
+def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
+  """The PixelCNN that `config.model` and `config.dataset` describe."""
+  m = config.model
+  if m.dtype not in DTYPES:
+    raise ValueError(f'config.model.dtype must be one of {sorted(DTYPES)}, got {m.dtype!r}')
+  return PixelCNN(
+      channels=config.dataset.channels,
+      width=m.width,
+      num_blocks=m.num_blocks,
+      head=m.head,
+      head_width=m.head_width,
+      num_mixtures=m.num_mixtures,
+      num_classes=config.dataset.num_classes if m.class_conditional else 0,
+      dropout=m.dropout,
+      prior_blocks=prior_block_indices(m.prior_blocks, m.num_blocks, m.frequency_prior),
+      prior_kernel=m.prior_kernel,
+      dtype=DTYPES[m.dtype],
+  )
+
+
+def dummy_inputs(config: ml_collections.ConfigDict, batch: int = 1):
+  """Zero images (and labels, for a class-conditional model) of the configured shape."""
+  size, channels = config.dataset.image_size, config.dataset.channels
+  images = jnp.zeros((batch, size, size, channels), jnp.uint8)
+  labels = jnp.zeros((batch,), jnp.int32) if config.model.class_conditional else None
+  return images, labels
+
+
+def init_params(model: PixelCNN, config: ml_collections.ConfigDict, rng: jax.Array):
+  images, labels = dummy_inputs(config)
+  return model.init(rng, images, labels)['params']
+
+
+def bits_per_dim(log_probs_BHWC: jnp.ndarray) -> jnp.ndarray:
+  """Per-example bits/dim [B] = -sum log p / (ln 2 * H * W * C)."""
+  dims = math.prod(log_probs_BHWC.shape[1:])
+  return -jnp.sum(log_probs_BHWC, axis=(1, 2, 3)) / (math.log(2.0) * dims)
+
+
+def check_images(images: np.ndarray, config: ml_collections.ConfigDict) -> None:
+  size, channels = config.dataset.image_size, config.dataset.channels
+  expected = (size, size, channels)
+  if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+    raise ValueError(f'images must be [B, {size}, {size}, {channels}] (config.dataset.image_size'
+                     f'={size}, config.dataset.channels={channels}); got {tuple(images.shape)}')
+  if images.dtype != np.uint8:
+    raise ValueError(f'images must be uint8 0..255, got {images.dtype}')
+
+
+def check_labels(labels, batch: int, config: ml_collections.ConfigDict) -> None:
+  if labels is None:
+    return
+  if not config.model.class_conditional:
+    raise ValueError('labels were given to an unconditional model '
+                     '(config.model.class_conditional is False)')
+  labels = np.asarray(labels)
+  if labels.shape != (batch,):
+    raise ValueError(f'labels must be [B={batch}], got {labels.shape}')
+  num_classes = config.dataset.num_classes
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f'labels must lie in 0..{num_classes - 1} (config.dataset.num_classes='
+                     f'{num_classes}); got {labels.min()}..{labels.max()}')
+
+
+def build_log_prob(config: ml_collections.ConfigDict, seed: int = 0) -> Callable:
+  """log_prob(images, labels=None, prompts=None) -> float32 [B, H, W, C] of per-subpixel
+  natural-log likelihoods under a freshly initialised model built from `config`."""
+  model = build_model(config)
+  params = init_params(model, config, jax.random.key(seed))
+  apply = jax.jit(lambda images, labels: model.apply({'params': params}, images, labels))
+
+  def log_prob(images, labels=None, prompts: Optional[Sequence[str]] = None):
+    images = np.asarray(images)
+    check_images(images, config)
+    check_labels(labels, images.shape[0], config)
+    if prompts is not None and config.model.text == 'none':
+      raise ValueError("prompts were given to a model without text conditioning "
+                       "(config.model.text == 'none')")
+    labels = None if labels is None else jnp.asarray(labels, jnp.int32)
+    return apply(jnp.asarray(images), labels)
+
+  return log_prob

@@ -1,0 +1,116 @@
+"""Output heads: exact per-subpixel log-likelihoods, autoregressive over channels in a pixel.
+
+The network's features at a pixel see only earlier pixels; each head adds the dependence on the
+pixel's earlier channels (R -> G -> B) itself, so subpixel c never sees channels >= c.
+Everything here runs in float32.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+NUM_VALUES = 256
+
+
+def to_unit_range(images: jnp.ndarray) -> jnp.ndarray:
+  """uint8 0..255 -> float32 -1..1."""
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def exclusive_channel_sum(e_BHWCD: jnp.ndarray) -> jnp.ndarray:
+  """out[..., c, :] = sum of e[..., c', :] for c' < c (exact: channel c never enters it)."""
+  shifted = jnp.pad(e_BHWCD, ((0, 0),) * 3 + ((1, 0), (0, 0)))[..., :-1, :]
+  return jnp.cumsum(shifted, axis=-2)
+
+
+class CategoricalHead(nn.Module):
+  """256-way softmax per subpixel; logits for channel c use the features and channels < c."""
+  channels: int
+  width: int
+
+  @nn.compact
+  def logits(self, features_BHWF: jnp.ndarray, images_BHWC: jnp.ndarray) -> jnp.ndarray:
+    """-> logits_BHWCK (K = 256), float32."""
+    c, d = self.channels, self.width
+    features_BHWF = features_BHWF.astype(jnp.float32)
+    table_CKD = self.param('embed', nn.initializers.normal(1.0), (c, NUM_VALUES, d))
+    e_BHWCD = table_CKD[jnp.arange(c), images_BHWC.astype(jnp.int32)]
+    z_BHWCD = (nn.Dense(d, name='features')(features_BHWF)[..., None, :]
+               + exclusive_channel_sum(e_BHWCD)
+               + self.param('channel_bias', nn.initializers.normal(1.0), (c, d)))
+    hidden_BHWCD = nn.elu(_per_channel_dense(self, 'hidden', nn.elu(z_BHWCD), d))
+    return _per_channel_dense(self, 'out', hidden_BHWCD, NUM_VALUES)
+
+  def __call__(self, features_BHWF, images_BHWC):
+    """-> log p(x_c | x_<c, earlier pixels), [B, H, W, C] float32."""
+    logp_BHWCK = jax.nn.log_softmax(self.logits(features_BHWF, images_BHWC))
+    return jnp.take_along_axis(logp_BHWCK, images_BHWC.astype(jnp.int32)[..., None], -1)[..., 0]
+
+
+def _per_channel_dense(module, name, x_BHWCD, features):
+  """A separate dense layer for each target channel."""
+  c, d = x_BHWCD.shape[-2:]
+  kernel = module.param(f'{name}_kernel', nn.initializers.lecun_normal(batch_axis=(0,)),
+                        (c, d, features))
+  bias = module.param(f'{name}_bias', nn.initializers.zeros, (c, features))
+  return jnp.einsum('...cd,cdf->...cf', x_BHWCD, kernel) + bias
+
+
+def log_sigmoid_difference(a, b):
+  """log(sigmoid(a) - sigmoid(b)) for a > b, finite with finite gradients for any a, b."""
+  return jax.nn.log_sigmoid(a) - jax.nn.softplus(b) + jnp.log(-jnp.expm1(b - a))
+
+
+def logistic_bin_log_prob(x, mean, log_scale):
+  """log P(bin of x) for a logistic discretized to 256 bins on [-1, 1], open edge bins."""
+  inv_scale = jnp.exp(-log_scale)
+  half_bin = 1.0 / 255.0
+  upper = (x + half_bin - mean) * inv_scale
+  lower = (x - half_bin - mean) * inv_scale
+  middle = log_sigmoid_difference(upper, lower)
+  return jnp.where(x < -0.999, jax.nn.log_sigmoid(upper),
+                   jnp.where(x > 0.999, -jax.nn.softplus(lower), middle))
+
+
+class LogisticMixtureHead(nn.Module):
+  """Discretized mixture of logistics (PixelCNN++): channel means depend linearly on channels < c."""
+  channels: int
+  num_mixtures: int
+  width: int
+  min_log_scale: float = -7.0
+  max_log_scale: float = 3.0
+
+  @nn.compact
+  def mixture_params(self, features_BHWF: jnp.ndarray):
+    """-> (mixture logits [B,H,W,M], means [..., C, M], log scales [..., C, M], coeffs [..., P, M])."""
+    c, m = self.channels, self.num_mixtures
+    num_coeffs = c * (c - 1) // 2
+    hidden = nn.elu(nn.Dense(self.width, name='hidden')(nn.elu(features_BHWF.astype(jnp.float32))))
+    raw = nn.Dense(m * (1 + 2 * c + num_coeffs), name='out')(hidden)
+    raw = raw.reshape(*raw.shape[:-1], 1 + 2 * c + num_coeffs, m)
+    logit_pi = raw[..., 0, :]
+    means = raw[..., 1:1 + c, :]
+    log_scales = jnp.clip(raw[..., 1 + c:1 + 2 * c, :], self.min_log_scale, self.max_log_scale)
+    coeffs = jnp.tanh(raw[..., 1 + 2 * c:, :])
+    return logit_pi, means, log_scales, coeffs
+
+  def conditional_means(self, means, coeffs, x_BHWC):
+    """Channel c's mean per component: mean_c + sum_{c'<c} coeff[c, c'] * x_c' (x in [-1, 1])."""
+    out, k = [means[..., 0, :]], 0
+    for c in range(1, self.channels):
+      mean = means[..., c, :]
+      for prev in range(c):
+        mean = mean + coeffs[..., k, :] * x_BHWC[..., prev, None]
+        k += 1
+      out.append(mean)
+    return jnp.stack(out, axis=-2)
+
+  def __call__(self, features_BHWF, images_BHWC):
+    """-> log p(x_c | x_<c, earlier pixels), [B, H, W, C] float32 (exact mixture posteriors)."""
+    logit_pi, means, log_scales, coeffs = self.mixture_params(features_BHWF)
+    x_BHWC = to_unit_range(images_BHWC)
+    means = self.conditional_means(means, coeffs, x_BHWC)
+    lp_BHWCM = logistic_bin_log_prob(x_BHWC[..., None], means, log_scales)
+    joint_BHWCM = jax.nn.log_softmax(logit_pi)[..., None, :] + jnp.cumsum(lp_BHWCM, axis=-2)
+    joint_BHWC = jax.nn.logsumexp(joint_BHWCM, axis=-1)  # log p(x_0..x_c)
+    previous = jnp.pad(joint_BHWC, ((0, 0),) * 3 + ((1, 0),))[..., :-1]
+    return joint_BHWC - previous

@@ -1,0 +1,44 @@
+"""Causal convolutions for the gated stacks (PixelCNN++ down / down-right shifts).
+
+A 'down' convolution's output at (i, j) sees rows i-kh+1..i and columns j-(kw-1)/2..j+(kw-1)/2;
+a 'down-right' one sees rows i-kh+1..i and columns j-kw+1..j. Composed with `down_shift` /
+`right_shift` they give the vertical stack (rows strictly above) and the horizontal stack (rows
+above plus the current row to the left) without a blind spot.
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+def down_shift(x_BHWC: jnp.ndarray) -> jnp.ndarray:
+  """Row i receives row i-1; row 0 becomes zeros."""
+  return jnp.pad(x_BHWC, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
+
+
+def right_shift(x_BHWC: jnp.ndarray) -> jnp.ndarray:
+  """Column j receives column j-1; column 0 becomes zeros."""
+  return jnp.pad(x_BHWC, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
+
+
+def causal_padding(kernel: tuple[int, int], shift: str) -> tuple[tuple[int, int], ...]:
+  """Zero padding that makes a VALID convolution 'down' or 'down_right' causal."""
+  kh, kw = kernel
+  if shift == 'down':
+    if kw % 2 != 1:
+      raise ValueError(f'a down-shifted conv needs an odd kernel width, got {kernel}')
+    return ((kh - 1, 0), ((kw - 1) // 2, (kw - 1) // 2))
+  if shift == 'down_right':
+    return ((kh - 1, 0), (kw - 1, 0))
+  raise ValueError(f'unknown shift {shift!r}')
+
+
+class ShiftedConv(nn.Module):
+  """A convolution masked by padding only on the top (and left) side."""
+  features: int
+  kernel: tuple[int, int]
+  shift: str  # 'down' or 'down_right'
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+    return nn.Conv(self.features, self.kernel, padding=causal_padding(self.kernel, self.shift),
+                   dtype=self.dtype, name='conv')(x_BHWC)

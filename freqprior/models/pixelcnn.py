@@ -1,0 +1,122 @@
+"""Gated PixelCNN with vertical / horizontal stacks, no blind spot, and the frequency prior.
+
+Vertical stack features at (i, j) see pixels in rows < i; horizontal stack features see those
+and the pixels (i, j' < j). Normalizations are per position over channels only (never over
+H, W or the batch), so nothing pools information across positions.
+"""
+from typing import Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from freqprior.models import heads as heads_lib
+from freqprior.models import layers
+from freqprior.models import prior as prior_lib
+
+
+class GatedResidual(nn.Module):
+  """x + tanh(f) * sigmoid(g), [f, g] = conv(elu(conv(norm x) + dense(norm aux))) + dense(cond)."""
+  width: int
+  kernel: tuple[int, int]
+  shift: str
+  dropout: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BHWF, cond_BD, aux_BHWF=None, train=False):
+    conv = lambda n, name: layers.ShiftedConv(n, self.kernel, self.shift, self.dtype, name=name)
+    a_BHWF = conv(self.width, 'conv_in')(nn.LayerNorm(dtype=self.dtype, name='norm_in')(x_BHWF))
+    if aux_BHWF is not None:
+      aux_BHWF = nn.LayerNorm(dtype=self.dtype, name='norm_aux')(aux_BHWF)
+      a_BHWF = a_BHWF + nn.Dense(self.width, dtype=self.dtype, name='aux')(aux_BHWF)
+    a_BHWF = nn.Dropout(self.dropout)(nn.elu(a_BHWF), deterministic=not train)
+    b_BHW2F = conv(2 * self.width, 'conv_out')(a_BHWF)
+    b_BHW2F = b_BHW2F + nn.Dense(2 * self.width, dtype=self.dtype, name='cond')(cond_BD)[:, None, None]
+    f_BHWF, g_BHWF = jnp.split(b_BHW2F, 2, axis=-1)
+    return x_BHWF + jnp.tanh(f_BHWF) * nn.sigmoid(g_BHWF)
+
+
+class PixelCNN(nn.Module):
+  """Maps uint8 images [B, H, W, C] (+ labels) to per-subpixel log-likelihoods [B, H, W, C]."""
+  channels: int
+  width: int = 32
+  num_blocks: int = 4
+  head: str = 'categorical'
+  head_width: int = 64
+  num_mixtures: int = 5
+  num_classes: int = 0  # 0: unconditional
+  cond_dim: int = 64
+  dropout: float = 0.0
+  prior_blocks: tuple[int, ...] = ()
+  prior_kernel: str = 'full'
+  dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    if self.head == 'categorical':
+      self.output_head = heads_lib.CategoricalHead(self.channels, self.head_width)
+    elif self.head == 'logistic_mixture':
+      self.output_head = heads_lib.LogisticMixtureHead(self.channels, self.num_mixtures,
+                                                       self.head_width)
+    else:
+      raise ValueError(f"config.model.head must be 'categorical' or 'logistic_mixture', "
+                       f'got {self.head!r}')
+    self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
+                             self.dropout, self.prior_blocks, self.prior_kernel, self.dtype)
+
+  def features(self, images_BHWC, labels_B=None, train=False):
+    """-> features_BHWF (float32), each seeing only strictly earlier pixels."""
+    return self.backbone(heads_lib.to_unit_range(images_BHWC), labels_B, train)
+
+  def __call__(self, images_BHWC, labels_B=None, train=False):
+    return self.output_head(self.features(images_BHWC, labels_B, train), images_BHWC)
+
+
+class Backbone(nn.Module):
+  """The two gated stacks; returns the horizontal stack's final features."""
+  width: int
+  num_blocks: int
+  cond_dim: int
+  num_classes: int
+  dropout: float
+  prior_blocks: tuple[int, ...]
+  prior_kernel: str
+  dtype: jnp.dtype
+
+  def context(self, labels_B: Optional[jnp.ndarray], batch: int) -> jnp.ndarray:
+    """Per-example context vector [B, D]; the learned null context when there is no label."""
+    null_D = self.param('null_context', nn.initializers.normal(1.0), (self.cond_dim,))
+    if self.num_classes == 0:
+      if labels_B is not None:
+        raise ValueError('labels were given to an unconditional model '
+                         '(config.model.class_conditional is False)')
+      return jnp.broadcast_to(null_D, (batch, self.cond_dim))
+    if labels_B is None:  # the null label, used for unconditional / guided sampling
+      labels_B = jnp.full((batch,), self.num_classes, jnp.int32)
+    return nn.Embed(self.num_classes + 1, self.cond_dim, name='class_embed')(labels_B)
+
+  @nn.compact
+  def __call__(self, x_BHWC, labels_B=None, train=False):
+    """x_BHWC: images scaled to [-1, 1]."""
+    cond_BD = self.context(labels_B, x_BHWC.shape[0])
+    x_BHWC = x_BHWC.astype(self.dtype)
+    conv = lambda kernel, shift, name: layers.ShiftedConv(self.width, kernel, shift, self.dtype,
+                                                          name=name)
+    start = lambda name: self.param(name, nn.initializers.normal(1.0), (self.width,))
+    start_cond = nn.Dense(2 * self.width, dtype=self.dtype, name='start_cond')(cond_BD)
+    start_v_BF, start_h_BF = jnp.split(start_cond, 2, axis=-1)
+    v_BHWF = layers.down_shift(conv((2, 3), 'down', 'v_in')(x_BHWC))
+    v_BHWF = v_BHWF + start('v_start') + start_v_BF[:, None, None]
+    h_BHWF = (layers.down_shift(conv((1, 3), 'down', 'h_in_above')(x_BHWC))
+              + layers.right_shift(conv((2, 1), 'down_right', 'h_in_left')(x_BHWC)))
+    h_BHWF = h_BHWF + start('h_start') + start_h_BF[:, None, None]
+    for i in range(self.num_blocks):
+      v_BHWF = GatedResidual(self.width, (2, 3), 'down', self.dropout, self.dtype,
+                             name=f'v_block{i}')(v_BHWF, cond_BD, train=train)
+      h_BHWF = GatedResidual(self.width, (2, 2), 'down_right', self.dropout, self.dtype,
+                             name=f'h_block{i}')(h_BHWF, cond_BD, v_BHWF, train=train)
+      if i in self.prior_blocks:
+        v_BHWF = v_BHWF + prior_lib.FrequencyPrior('vertical', self.prior_kernel, self.dtype,
+                                                   name=f'v_prior{i}')(v_BHWF)
+        h_BHWF = h_BHWF + prior_lib.FrequencyPrior('horizontal', self.prior_kernel, self.dtype,
+                                                   name=f'h_prior{i}')(h_BHWF)
+    return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)
