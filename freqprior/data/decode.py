@@ -1,0 +1,77 @@
+"""Raw TFDS records -> fixed-size uint8 images, labels and captions.
+
+Records are read undecoded (`DeserializeMethod.RAW_BYTES`) and parsed here with the tf.Example
+protobuf that tfds ships: per image this is about 10x cheaper than TFDS's generic per-feature
+decoding. Images decode with OpenCV when it is installed (faster, and it releases the GIL), else
+with Pillow; both give identical pixels for PNG. Images of another size (COCO, mocked data) are
+center-cropped to a square and resized.
+"""
+import io
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+from tensorflow_datasets.proto import tf_example_pb2
+
+try:
+  import cv2  # pytype: disable=import-error
+  cv2.setNumThreads(1)
+except ImportError:
+  cv2 = None
+
+
+class CorruptRecordError(ValueError):
+  """A record whose image, label or captions cannot be used."""
+
+
+def parse(record: bytes) -> tuple[bytes, int, list[str]]:
+  """(encoded image, label or 0, captions) of one serialized tf.Example."""
+  features = tf_example_pb2.Example.FromString(record).features.feature
+  image = features['image'].bytes_list.value[0]
+  label = features['label'].int64_list.value[0] if 'label' in features else 0
+  captions = ([t.decode('utf-8') for t in features['captions/text'].bytes_list.value]
+              if 'captions/text' in features else [])
+  return image, label, captions
+
+
+def _decode_pil(encoded: bytes, channels: int) -> np.ndarray:
+  image = Image.open(io.BytesIO(encoded))
+  if image.mode != ('L' if channels == 1 else 'RGB'):
+    image = image.convert('L' if channels == 1 else 'RGB')
+  return np.asarray(image)
+
+
+def _decode_cv2(encoded: bytes, channels: int) -> np.ndarray | None:
+  flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+  image = cv2.imdecode(np.frombuffer(encoded, np.uint8), flag)
+  return image if channels == 1 or image is None else image[..., ::-1]
+
+
+def decode_image(encoded: bytes, shape_HWC: tuple[int, int, int]) -> np.ndarray:
+  """Encoded PNG/JPEG -> uint8 [H, W, C], center-cropped and resized when its size differs."""
+  height, width, channels = shape_HWC
+  image = _decode_cv2(encoded, channels) if cv2 is not None else None
+  if image is None:
+    image = _decode_pil(encoded, channels)
+  if image.shape[:2] != (height, width):
+    mode = 'L' if channels == 1 else 'RGB'
+    image = np.asarray(ImageOps.fit(Image.fromarray(image, mode), (width, height),
+                                    method=Image.Resampling.BICUBIC))
+  return image.reshape(shape_HWC)
+
+
+def read_batch(source, indices_B: np.ndarray, shape_HWC: tuple[int, int, int]
+               ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+  """Reads records `indices_B` of `source`: images [B, H, W, C], int labels [B], captions."""
+  records = source.__getitems__([int(i) for i in indices_B])
+  images_BHWC = np.empty((len(records), *shape_HWC), np.uint8)
+  labels_B = np.empty(len(records), np.int64)
+  captions = []
+  for i, (index, record) in enumerate(zip(indices_B, records)):
+    try:
+      encoded, labels_B[i], record_captions = parse(record)
+      images_BHWC[i] = decode_image(encoded, shape_HWC)
+    except Exception as e:  # Name the record whatever went wrong with it.
+      raise CorruptRecordError(f'Record {index} cannot be decoded: {e!r}') from e
+    captions.append(record_captions)
+  return images_BHWC, labels_B, captions
