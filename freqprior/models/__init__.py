@@ -67,7 +67,7 @@ def init_params(model: PixelCNN, config: ml_collections.ConfigDict, rng: jax.Arr
 def bits_per_dim(log_probs_BHWC: jnp.ndarray) -> jnp.ndarray:
   """Per-example bits/dim [B] = -sum log p / (ln 2 * H * W * C)."""
   dims = math.prod(log_probs_BHWC.shape[1:])
-  return -jnp.sum(log_probs_BHWC, axis=(1, 2, 3)) / (math.log(2.0) * dims)
+  return -jnp.sum(log_probs_BHWC.astype(jnp.float32), axis=(1, 2, 3)) / (math.log(2.0) * dims)
 
 
 def check_images(images: np.ndarray, config: ml_collections.ConfigDict) -> None:

@@ -110,13 +110,15 @@ class Backbone(nn.Module):
               + layers.right_shift(conv((2, 1), 'down_right', 'h_in_left')(x_BHWC)))
     h_BHWF = h_BHWF + start('h_start') + start_h_BF[:, None, None]
     for i in range(self.num_blocks):
+      prior = i in self.prior_blocks
       v_BHWF = GatedResidual(self.width, (2, 3), 'down', self.dropout, self.dtype,
                              name=f'v_block{i}')(v_BHWF, cond_BD, train=train)
-      h_BHWF = GatedResidual(self.width, (2, 2), 'down_right', self.dropout, self.dtype,
-                             name=f'h_block{i}')(h_BHWF, cond_BD, v_BHWF, train=train)
-      if i in self.prior_blocks:
+      if prior:  # before h reads v, so one block already sees every earlier pixel
         v_BHWF = v_BHWF + prior_lib.FrequencyPrior('vertical', self.prior_kernel, self.dtype,
                                                    name=f'v_prior{i}')(v_BHWF)
+      h_BHWF = GatedResidual(self.width, (2, 2), 'down_right', self.dropout, self.dtype,
+                             name=f'h_block{i}')(h_BHWF, cond_BD, v_BHWF, train=train)
+      if prior:
         h_BHWF = h_BHWF + prior_lib.FrequencyPrior('horizontal', self.prior_kernel, self.dtype,
                                                    name=f'h_prior{i}')(h_BHWF)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)

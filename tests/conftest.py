@@ -1,0 +1,19 @@
+"""Shared test helpers: tiny configs built from the shipped ones."""
+import pytest
+
+from configs import cifar100, digits
+
+
+def tiny_config(rgb: bool = False, head: str = 'categorical', prior: bool = True,
+                size: int = 8, width: int = 16, num_blocks: int = 2, conditional: bool = True):
+  config = (cifar100 if rgb else digits).get_config()
+  config.dataset.image_size = size
+  config.model.update(head=head, frequency_prior=prior, width=width, num_blocks=num_blocks,
+                      head_width=16, num_mixtures=3, dropout=0.0, dtype='float32',
+                      class_conditional=conditional)
+  return config
+
+
+@pytest.fixture
+def make_config():
+  return tiny_config

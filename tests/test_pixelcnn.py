@@ -1,0 +1,79 @@
+"""Causality of the whole model: no subpixel's likelihood depends on a later one, no blind spot."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from freqprior import models
+from freqprior.models.causality import causality_deviation
+from tests.conftest import tiny_config
+
+TOLERANCE = 1e-5
+
+
+@pytest.mark.parametrize('prior', [True, False], ids=['prior', 'no_prior'])
+@pytest.mark.parametrize('head', ['categorical', 'logistic_mixture'])
+@pytest.mark.parametrize('rgb', [False, True], ids=['gray', 'rgb'])
+def test_no_subpixel_depends_on_a_later_one(rgb, head, prior):
+  config = tiny_config(rgb=rgb, head=head, prior=prior, size=8 if not rgb else 6, num_blocks=3)
+  log_prob = models.build_log_prob(config, seed=2)
+  size, channels = config.dataset.image_size, config.dataset.channels
+  image = np.random.RandomState(3).randint(0, 256, (size, size, channels)).astype(np.uint8)
+  leak, own_change = causality_deviation(log_prob, image, label=4)
+  assert leak < TOLERANCE
+  assert own_change > 1e-4  # each perturbation does move its own subpixel's likelihood
+
+
+def test_images_in_a_batch_do_not_interact():
+  config = tiny_config(rgb=True, head='logistic_mixture')
+  log_prob = models.build_log_prob(config)
+  images = np.random.RandomState(0).randint(0, 256, (4, 8, 8, 3)).astype(np.uint8)
+  labels = np.array([0, 1, 2, 3])
+  base = np.asarray(log_prob(images, labels))
+  images[2] = 255 - images[2]
+  changed = np.asarray(log_prob(images, labels))
+  np.testing.assert_allclose(np.delete(changed, 2, 0), np.delete(base, 2, 0), rtol=0, atol=1e-6)
+  assert np.abs(changed[2] - base[2]).max() > 1e-3
+
+
+def test_labels_change_the_likelihood():
+  log_prob = models.build_log_prob(tiny_config())
+  images = np.zeros((2, 8, 8, 1), np.uint8)
+  logp = np.asarray(log_prob(images, np.array([1, 7])))
+  assert np.abs(logp[0] - logp[1]).max() > 1e-4
+
+
+def feature_dependence(config, num_blocks):
+  """|d features(i, j) / d input(i', j')| summed over channels, as [H*W, H*W] (raster order)."""
+  model = models.build_model(config)
+  params = models.init_params(model, config, jax.random.key(0))
+  size = config.dataset.image_size
+  x = jax.random.uniform(jax.random.key(1), (1, size, size, 1), minval=-1, maxval=1)
+
+  def features(x_HW):
+    f_BHWF = model.apply({'params': params}, x_HW[None, ..., None], jnp.array([1]),
+                         method=lambda m, x, y: m.backbone(x, y))
+    return jnp.sum(f_BHWF[0] * jnp.linspace(0.5, 1.5, f_BHWF.shape[-1]), -1)
+
+  jac = jax.jacrev(features)(x[0, ..., 0])  # [i, j, i', j']
+  return np.abs(np.asarray(jac)).reshape(size * size, size * size)
+
+
+@pytest.mark.parametrize('prior', [True, False], ids=['prior', 'no_prior'])
+def test_receptive_field_is_exactly_the_past(prior):
+  """Features at a pixel have zero gradient w.r.t. the pixel itself and all later pixels."""
+  config = tiny_config(prior=prior, num_blocks=3)
+  dependence = feature_dependence(config, 3)
+  future_or_self = np.triu(np.ones_like(dependence, bool))
+  assert dependence[future_or_self].max() == 0.0
+  assert dependence[~future_or_self].max() > 0.0
+
+
+@pytest.mark.parametrize('prior,num_blocks', [(False, 7), (True, 1)], ids=['deep', 'prior'])
+def test_no_blind_spot(prior, num_blocks):
+  """On 8x8, every pixel's features depend on every earlier pixel (deep stack, or one prior)."""
+  config = tiny_config(prior=prior, num_blocks=num_blocks)
+  dependence = feature_dependence(config, num_blocks)
+  past = np.tril(np.ones_like(dependence, bool), k=-1)
+  relative = dependence / dependence.max()
+  assert relative[past].min() > 1e-7, np.argwhere(past & (relative <= 1e-7))[:5]
