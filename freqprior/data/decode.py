@@ -1,6 +1,8 @@
 """Raw TFDS records -> fixed-size uint8 images, labels and captions.
 
-Records are read undecoded (`DeserializeMethod.RAW_BYTES`) and parsed here with the tf.Example
+Images are raw pixels (`writer.image_feature`: digits and prepared datasets) or PNG/JPEG
+(`tfds.features.Image`: TFDS-built cifar100, imagenet_resized, coco_captions). Records are read
+undecoded (`DeserializeMethod.RAW_BYTES`) and parsed here with the tf.Example
 protobuf that tfds ships: per image this is about 10x cheaper than TFDS's generic per-feature
 decoding. Images decode with OpenCV when it is installed (faster, and it releases the GIL), else
 with Pillow; both give identical pixels for PNG. Images of another size (COCO, mocked data) are
@@ -47,8 +49,11 @@ def _decode_cv2(encoded: bytes, channels: int) -> np.ndarray | None:
   return image if channels == 1 or image is None else image[..., ::-1]
 
 
-def decode_image(encoded: bytes, shape_HWC: tuple[int, int, int]) -> np.ndarray:
-  """Encoded PNG/JPEG -> uint8 [H, W, C], center-cropped and resized when its size differs."""
+def decode_image(encoded: bytes, shape_HWC: tuple[int, int, int], raw: bool) -> np.ndarray:
+  """Raw pixels or PNG/JPEG -> uint8 [H, W, C]; encoded images of another size are
+  center-cropped and resized."""
+  if raw:
+    return np.frombuffer(encoded, np.uint8).reshape(shape_HWC)
   height, width, channels = shape_HWC
   image = _decode_cv2(encoded, channels) if cv2 is not None else None
   if image is None:
@@ -60,7 +65,7 @@ def decode_image(encoded: bytes, shape_HWC: tuple[int, int, int]) -> np.ndarray:
   return image.reshape(shape_HWC)
 
 
-def read_batch(source, indices_B: np.ndarray, shape_HWC: tuple[int, int, int]
+def read_batch(source, indices_B: np.ndarray, shape_HWC: tuple[int, int, int], raw: bool
                ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
   """Reads records `indices_B` of `source`: images [B, H, W, C], int labels [B], captions."""
   records = source.__getitems__([int(i) for i in indices_B])
@@ -70,7 +75,7 @@ def read_batch(source, indices_B: np.ndarray, shape_HWC: tuple[int, int, int]
   for i, (index, record) in enumerate(zip(indices_B, records)):
     try:
       encoded, labels_B[i], record_captions = parse(record)
-      images_BHWC[i] = decode_image(encoded, shape_HWC)
+      images_BHWC[i] = decode_image(encoded, shape_HWC, raw)
     except Exception as e:  # Name the record whatever went wrong with it.
       raise CorruptRecordError(f'Record {index} cannot be decoded: {e!r}') from e
     captions.append(record_captions)

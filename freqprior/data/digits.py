@@ -3,11 +3,8 @@
 Pixel values 0..16 become round(v * 255 / 16); the last 297 images are the test split. No network:
 the images ship inside scikit-learn. Built with the same writer as `freqprior.data.prepare`.
 """
-import io
-
 from etils import epath
 import numpy as np
-from PIL import Image
 from sklearn import datasets as sk_datasets
 import tensorflow_datasets as tfds
 
@@ -25,12 +22,6 @@ def images_and_labels() -> tuple[np.ndarray, np.ndarray]:
   return images_NHW[..., None], digits.target.astype(np.int64)
 
 
-def _png(image_HW1: np.ndarray) -> bytes:
-  buffer = io.BytesIO()
-  Image.fromarray(image_HW1[..., 0], mode='L').save(buffer, format='PNG')
-  return buffer.getvalue()
-
-
 def ensure_built(data_dir: str) -> epath.Path:
   """Returns `data_dir/sklearn_digits`, writing it first if it is not there."""
   output = epath.Path(data_dir or DEFAULT_DATA_DIR).expanduser() / NAME
@@ -39,13 +30,13 @@ def ensure_built(data_dir: str) -> epath.Path:
   images_NHW1, labels_N = images_and_labels()
   num_train = len(labels_N) - NUM_TEST
   features = tfds.features.FeaturesDict({
-      'image': tfds.features.Image(shape=(8, 8, 1)),
+      'image': writer.image_feature((8, 8, 1)),
       'label': tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
   })
 
   def examples(indices):
     for i in indices:
-      yield i, {'image': _png(images_NHW1[i]), 'label': labels_N[i]}
+      yield i, {'image': images_NHW1[i], 'label': labels_N[i]}
 
   try:
     writer.write_dataset(

@@ -45,7 +45,7 @@ class _Loader:
 
   def load(self, indices_B: np.ndarray, batch_position: int) -> dict[str, np.ndarray]:
     images_BHWC, labels_B, stored_captions = decode.read_batch(
-        self.source, indices_B, self.dataset.image_shape)
+        self.source, indices_B, self.dataset.image_shape, self.dataset.raw_pixels)
     bad = (labels_B < 0) | (labels_B >= max(self.dataset.num_classes, 1))
     if bad.any():
       raise decode.CorruptRecordError(
@@ -97,8 +97,7 @@ class _EvalBatch:
 
 
 def _read_options(config: ml_collections.ConfigDict) -> grain.ReadOptions:
-  return grain.ReadOptions(num_threads=config.dataset.get('read_threads', 2),
-                           prefetch_buffer_size=config.dataset.get('prefetch_batches', 4))
+  return grain.ReadOptions(num_threads=config.dataset.read_threads, prefetch_buffer_size=4)
 
 
 def train_iterator(config: ml_collections.ConfigDict, *, seed: int | None = None,

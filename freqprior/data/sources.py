@@ -60,6 +60,7 @@ class Dataset:
   class_names: tuple[str, ...]  # readable; empty for caption datasets
   class_captions: tuple[str, ...]  # caption per class; empty when records carry captions
   split_sizes: dict[str, int]
+  raw_pixels: bool  # images stored as raw uint8 (writer.image_feature), not PNG/JPEG
   _sources: dict[str, Sequence[bytes]]  # our split -> raw records of the stored split
   _ranges: dict[str, tuple[int, int]]  # our split -> record range in the stored split
 
@@ -159,14 +160,12 @@ def _classes(features, config) -> tuple[tuple[str, ...], tuple[str, ...]]:
   if num_classes != config.dataset.num_classes:
     raise DataError(f'Labels out of range: {config.dataset.name!r} has {num_classes} classes '
                     f'but config.dataset.num_classes={config.dataset.num_classes}.')
-  if config.dataset.name == 'digits':
-    caption: Callable[[str], str] = names.digit_caption
-    readable = tuple(features['label'].names)
-  elif config.dataset.name == 'cifar100':  # Mocked or old builds may lack the names.
-    caption, readable = names.photo_caption, names.cifar100_names()
-  else:
-    caption = names.photo_caption
-    readable = tuple(names.readable(n) for n in features['label'].names)
+  stored = features['label'].names
+  if config.dataset.name == 'cifar100':  # TFDS learns these names at build time only.
+    stored = names.cifar100_names()
+  readable = tuple(names.readable(n) for n in stored)
+  caption: Callable[[str], str] = (names.digit_caption if config.dataset.name == 'digits'
+                                   else names.photo_caption)
   return readable, tuple(caption(n) for n in readable)
 
 
@@ -196,4 +195,5 @@ def open_dataset(config: ml_collections.ConfigDict) -> Dataset:
       num_classes=len(class_names) if class_names else config.dataset.num_classes,
       class_names=class_names, class_captions=class_captions,
       split_sizes={split: stop - start for split, (start, stop) in ranges.items()},
+      raw_pixels=isinstance(builder.info.features['image'], tfds.features.Tensor),
       _sources=sources, _ranges=ranges)
