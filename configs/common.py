@@ -54,6 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.step = -1  # -1: latest checkpoint
   config.eval.batch_size = 256
   config.eval.split = 'test'
+  config.eval.checkpoint = 'latest'  # when eval.step == -1: 'latest' or 'best' (validation)
+  config.eval.samples = True  # sample grid (freqprior.sample) at each eval
 
   config.sample = ml_collections.ConfigDict()
   config.sample.num_images = 16

@@ -1,0 +1,181 @@
+"""Orbax checkpoints of the train state, the data iterator and the model config, in DIR/checkpoints.
+
+The last `config.keep_checkpoints` steps are kept, plus the one with the best validation bits/dim.
+Orbax writes each step to a temporary folder and renames it when complete, so a run killed at any
+moment resumes from the last complete step. Restoring onto another mesh (or one CPU) passes
+`ShapeDtypeStruct` targets carrying the new shardings; a checkpoint of a differently shaped model
+is refused before anything is read into memory.
+"""
+import json
+import signal
+import uuid
+from typing import Any, Optional
+
+from absl import logging
+from etils import epath
+import flax
+import grain
+import jax
+from jax.experimental import multihost_utils
+import ml_collections
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
+VAL_METRIC = 'validation_bpd'
+
+
+def ensure_writable(workdir: str) -> None:
+  """Raises PermissionError with the path if `workdir` cannot be created or written to."""
+  path = epath.Path(workdir)
+  probe = path / f'.write_probe_{uuid.uuid4().hex}'
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    probe.write_text('')
+    probe.unlink()
+  except OSError as e:
+    raise PermissionError(f'--workdir={workdir} is not a writable directory: {e}') from e
+
+
+def model_signature(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """What must match for a checkpoint to fit: the model and image shape keys."""
+  d = config.dataset
+  return {'model': config.model.to_dict(),
+          'dataset': {'image_size': d.image_size, 'channels': d.channels,
+                      'num_classes': d.num_classes}}
+
+
+class Checkpoints:
+  """The CheckpointManager for one workdir, plus the checks and policies around it."""
+
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, read_only: bool = False):
+    self.directory = epath.Path(workdir) / 'checkpoints'
+    self.config = config
+    policy = preservation.AnyPreservationPolicy([
+        preservation.LatestN(n=config.keep_checkpoints),
+        preservation.BestN(get_metric_fn=lambda m: m[VAL_METRIC], reverse=True, n=1,
+                           keep_checkpoints_without_metrics=False),
+    ])
+    self.manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
+                                             read_only=read_only),
+        item_handlers={'state': ocp.StandardCheckpointHandler(),
+                       'model': ocp.JsonCheckpointHandler(),
+                       'data': grain.checkpoint.CheckpointHandler()})
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def best_step(self) -> Optional[int]:
+    """The step with the lowest validation bits/dim; the latest if none recorded one."""
+    scored = [(m[VAL_METRIC], s) for s in self.manager.all_steps()
+              if (m := self.manager.metrics(s)) and VAL_METRIC in m]
+    return min(scored)[1] if scored else self.latest_step()
+
+  def resolve_step(self, step: int, default: str) -> int:
+    """`step` if >= 0, else the latest or best (`default`) step; a clear error if absent."""
+    steps = self.manager.all_steps()
+    if not steps:
+      raise FileNotFoundError(f'No checkpoint in {self.directory}; train first '
+                              '(python main.py --mode=train ...).')
+    if step < 0:
+      return self.best_step() if default == 'best' else self.latest_step()
+    if step not in steps:
+      raise FileNotFoundError(f'No checkpoint for step {step} in {self.directory}; '
+                              f'saved steps: {sorted(steps)}')
+    return step
+
+  def check_compatible(self, step: int, abstract_state: Any) -> None:
+    """Raises ValueError if checkpoint `step` holds a model of another shape or config."""
+    saved_signature = self.manager.restore(
+        step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))['model']
+    metadata = self.manager.item_metadata(step)['state']
+    saved = {k: tuple(v.shape) for k, v in
+             flax.traverse_util.flatten_dict(dict(metadata['params'])).items()}
+    wanted = {k: tuple(v.shape) for k, v in
+              flax.traverse_util.flatten_dict(abstract_state.params).items()}
+    if saved == wanted:
+      return
+    problems = [f'{"/".join(k)}: checkpoint {saved.get(k, "absent")}, '
+                f'config {wanted.get(k, "absent")}'
+                for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    current = model_signature(self.config)
+    changed = [f'{group}.{k}: checkpoint {v!r}, config {current[group].get(k)!r}'
+               for group, values in saved_signature.items() for k, v in values.items()
+               if current.get(group, {}).get(k) != v]
+    raise ValueError(
+        f'The checkpoint at step {step} in {self.directory} holds a differently shaped model; '
+        f'nothing was restored. Differing config keys: {"; ".join(changed) or "none"}. '
+        f'Differing parameters ({len(problems)}): {"; ".join(problems[:5])}. '
+        'Use the config it was trained with, or another --workdir.')
+
+  def restore(self, step: int, abstract_state: Any, shardings: Any,
+              data_iterator=None) -> Any:
+    """The train state of checkpoint `step` laid out by `shardings`; the data iterator (if
+    given) is moved to where that step left it."""
+    self.check_compatible(step, abstract_state)
+    target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          abstract_state, shardings)
+    items = {'state': ocp.args.StandardRestore(target)}
+    if data_iterator is not None:
+      items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
+    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    logging.info('restored step %d from %s', step, self.directory)
+    return restored['state']
+
+  def save(self, step: int, state: Any, data_iterator, validation_bpd: Optional[float] = None
+           ) -> None:
+    """Saves (asynchronously) unless `step` is already saved; all processes must call it."""
+    if step in self.manager.all_steps():
+      return
+    metrics = None if validation_bpd is None else {VAL_METRIC: float(validation_bpd)}
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        model=ocp.args.JsonSave(model_signature(self.config)),
+        data=grain.checkpoint.CheckpointSave(data_iterator)), metrics=metrics, force=True)
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+class PreemptionWatcher:
+  """Says when to save and stop after SIGTERM.
+
+  Multi-process runs use JAX's preemption sync point, so every process stops at the same step;
+  a single process catches SIGTERM itself (for the length of the `with` block).
+  """
+
+  def __init__(self):
+    self._distributed = jax.process_count() > 1
+    self._signalled = False
+    self._previous = None
+
+  def __enter__(self):
+    if not self._distributed:
+      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+  def _on_sigterm(self, signum, frame):
+    del signum, frame
+    logging.warning('SIGTERM received: saving a checkpoint, then exiting.')
+    self._signalled = True
+
+  def reached(self, step: int) -> bool:
+    if self._distributed:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self._signalled
+
+
+def write_json(path: epath.Path, record: dict[str, Any]) -> None:
+  """Writes `record` to `path` atomically (temporary file, then rename)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.parent / f'.{path.name}.{uuid.uuid4().hex}'
+  tmp.write_text(json.dumps(record) + '\n')
+  tmp.rename(path)

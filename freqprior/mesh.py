@@ -1,0 +1,89 @@
+"""Processes, the device mesh, and how parameters and batches are laid out on it.
+
+The mesh has axes ('data', 'fsdp') by default. Batches are split over every mesh axis (with
+FSDP each 'fsdp' shard also takes its own slice of the batch, as in ZeRO-3); parameters are
+replicated, or with `config.mesh.fsdp` each is split along its largest divisible dimension over
+'fsdp' (small ones stay replicated).
+"""
+import math
+from typing import Any, Optional
+
+from absl import logging
+import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import ml_collections
+import numpy as np
+
+FSDP_MIN_SIZE = 2 ** 12  # parameters smaller than this stay replicated
+
+
+def initialize_processes(coordinator_address: Optional[str] = None,
+                         num_processes: Optional[int] = None,
+                         process_id: Optional[int] = None) -> None:
+  """jax.distributed.initialize(); None values come from the environment (TPU pod, SLURM,
+  JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)."""
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes, process_id=process_id)
+  logging.info('process %d of %d, %d local of %d devices', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def mesh_shape(shape: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
+  """Replaces a single -1 in `shape` by what fills `num_devices`."""
+  shape = tuple(int(s) for s in shape)
+  known = math.prod(s for s in shape if s != -1)
+  if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
+    raise ValueError(f'config.mesh.shape={shape}: use positive sizes and at most one -1')
+  if shape.count(-1) == 1:
+    if num_devices % known:
+      raise ValueError(f'config.mesh.shape={shape} cannot cover {num_devices} devices')
+    shape = tuple(num_devices // known if s == -1 else s for s in shape)
+  if math.prod(shape) != num_devices:
+    raise ValueError(f'config.mesh.shape={shape} needs {math.prod(shape)} devices; '
+                     f'this run has {num_devices}')
+  return shape
+
+
+def make_mesh(config: ml_collections.ConfigDict, devices=None) -> Mesh:
+  """The mesh `config.mesh` describes, over `devices` (default: all of them)."""
+  devices = jax.devices() if devices is None else list(devices)
+  axes = tuple(config.mesh.axes)
+  shape = mesh_shape(tuple(config.mesh.shape), len(devices))
+  if len(shape) != len(axes) or 'data' not in axes:
+    raise ValueError(f'config.mesh.axes={axes} must name each of the {len(shape)} axes in '
+                     f"config.mesh.shape and include 'data'")
+  if config.mesh.fsdp and 'fsdp' not in axes:
+    raise ValueError("config.mesh.fsdp=True needs an 'fsdp' axis in config.mesh.axes")
+  return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
+                       devices=devices)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) dimension split over all mesh axes."""
+  return NamedSharding(mesh, P(mesh.axis_names))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_divisor(mesh: Mesh) -> int:
+  """Global batch sizes must be multiples of this."""
+  return mesh.size
+
+
+def param_spec(shape: tuple[int, ...], fsdp_size: int) -> P:
+  """Splits the largest dimension divisible by `fsdp_size` over 'fsdp'; else replicates."""
+  if fsdp_size <= 1 or math.prod(shape) < FSDP_MIN_SIZE:
+    return P()
+  for dim in np.argsort(shape)[::-1]:
+    if shape[dim] % fsdp_size == 0:
+      return P(*(('fsdp' if d == dim else None) for d in range(len(shape))))
+  return P()
+
+
+def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool) -> Any:
+  """NamedShardings for every leaf of a train state (scalars and small arrays replicated)."""
+  fsdp_size = mesh.shape['fsdp'] if fsdp else 1
+  return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(x.shape, fsdp_size)),
+                      abstract_state)

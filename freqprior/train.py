@@ -1,0 +1,316 @@
+"""The trainer and evaluator: `train_and_evaluate(config, workdir)` and `evaluate(config, workdir)`.
+
+One sharded update step over a device mesh, Orbax checkpoints (resumed automatically), clu metric
+writers (TensorBoard in DIR, from process 0), evaluation of the EMA parameters with mask-weighted
+bits/dim over whole splits, and a save-then-exit on SIGTERM / preemption.
+"""
+import dataclasses
+import importlib.util
+import json
+import math
+import time
+from typing import Any, Callable, Optional
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+from etils import epath
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from PIL import Image
+
+from freqprior import checkpoint as checkpoint_lib
+from freqprior import data
+from freqprior import mesh as mesh_lib
+from freqprior import metrics as metrics_lib
+from freqprior import models
+from freqprior import state as state_lib
+
+TRAIN_KEYS = ('image', 'label')
+EVAL_KEYS = ('image', 'label', 'mask')
+
+
+# ------------------------------------------------------------------------------------------------
+# Update and eval steps (pure functions; jitted with shardings in `Setup`).
+# ------------------------------------------------------------------------------------------------
+def make_train_step(model, config: ml_collections.ConfigDict,
+                    tx: optax.GradientTransformation) -> Callable:
+  """(state, batch) -> (state, TrainMetrics): one AdamW update of the mean negative
+  log-likelihood (nats per subpixel) plus the EMA update."""
+  schedule = state_lib.learning_rate_schedule(config)
+  ema_decay = config.optim.ema_decay
+  conditional = config.model.class_conditional
+
+  def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array]):
+    dropout_rng = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 1),
+                                     state.step)
+    labels_B = batch['label'] if conditional else None
+
+    def loss_fn(params):
+      log_probs_BHWC = model.apply({'params': params}, batch['image'], labels_B, train=True,
+                                   rngs={'dropout': dropout_rng})
+      return -jnp.mean(log_probs_BHWC)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    # Polyak EMA, with the usual warm-up so short runs are not dominated by the initialisation.
+    decay = jnp.minimum(ema_decay, (1.0 + state.step) / (10.0 + state.step))
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              ema_params=state_lib.ema_update(state.ema_params, params, decay))
+    metrics = metrics_lib.TrainMetrics.single_from_model_output(
+        loss=loss, bpd=loss / math.log(2.0), grad_norm=optax.global_norm(grads),
+        learning_rate=schedule(state.step))
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(model, config: ml_collections.ConfigDict) -> Callable:
+  """(params, batch) -> MaskedAverage of per-example bits/dim over the real examples."""
+  conditional = config.model.class_conditional
+
+  def eval_step(params, batch: dict[str, jax.Array]) -> metrics_lib.MaskedAverage:
+    labels_B = batch['label'] if conditional else None
+    log_probs_BHWC = model.apply({'params': params}, batch['image'], labels_B, train=False)
+    return metrics_lib.MaskedAverage.from_model_output(
+        values=models.bits_per_dim(log_probs_BHWC), mask=batch['mask'])
+
+  return eval_step
+
+
+@dataclasses.dataclass
+class Setup:
+  """Model, optimizer, mesh, shardings and jitted steps for one config on this run's devices."""
+  config: ml_collections.ConfigDict
+  model: Any
+  tx: optax.GradientTransformation
+  mesh: jax.sharding.Mesh
+  abstract_state: state_lib.TrainState
+  state_shardings: state_lib.TrainState
+  batch_sharding: jax.sharding.NamedSharding
+  train_step: Callable
+  eval_step: Callable
+
+  @classmethod
+  def create(cls, config: ml_collections.ConfigDict, devices=None) -> 'Setup':
+    model = models.build_model(config)
+    tx = state_lib.make_optimizer(config)
+    mesh = mesh_lib.make_mesh(config, devices)
+    for key in ('batch_size', 'eval.batch_size'):
+      value = config.batch_size if key == 'batch_size' else config.eval.batch_size
+      if value % mesh.size:
+        raise ValueError(f'config.{key}={value} must be a multiple of the {mesh.size} devices '
+                         f'of the mesh {dict(mesh.shape)}')
+    abstract = state_lib.abstract_state(model, config, tx)
+    shardings = mesh_lib.state_shardings(abstract, mesh, config.mesh.fsdp)
+    batch_sharding = mesh_lib.batch_sharding(mesh)
+    replicated = mesh_lib.replicated(mesh)
+    train_batch = {k: batch_sharding for k in TRAIN_KEYS}
+    eval_batch = {k: batch_sharding for k in EVAL_KEYS}
+    train_step = jax.jit(make_train_step(model, config, tx),
+                         in_shardings=(shardings, train_batch),
+                         out_shardings=(shardings, replicated), donate_argnums=0)
+    eval_step = jax.jit(make_eval_step(model, config),
+                        in_shardings=(shardings.ema_params, eval_batch),
+                        out_shardings=replicated)
+    return cls(config, model, tx, mesh, abstract, shardings, batch_sharding, train_step,
+               eval_step)
+
+  def init_state(self) -> state_lib.TrainState:
+    """A fresh state, born sharded (jit of the initialiser with out_shardings)."""
+    init = jax.jit(lambda rng: state_lib.init_state(self.model, self.config, self.tx, rng),
+                   out_shardings=self.state_shardings)
+    return init(jax.random.fold_in(jax.random.key(self.config.seed), 0))
+
+  def global_batch(self, batch: dict[str, np.ndarray], keys) -> dict[str, jax.Array]:
+    return data.to_global({k: batch[k] for k in keys}, self.batch_sharding)
+
+
+def evaluate_split(setup: Setup, params, split: str) -> tuple[float, int]:
+  """Mean bits/dim of `params` over every example of `split`, and the number of examples."""
+  total = metrics_lib.MaskedAverage.empty()
+  for batch in data.eval_batches(setup.config, split):
+    total = total.merge(setup.eval_step(params, setup.global_batch(batch, EVAL_KEYS)))
+  total = jax.device_get(total)
+  return float(total.compute()), int(total.count)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sample grid: uses freqprior.sample.generate when that module exists.
+# ------------------------------------------------------------------------------------------------
+def sample_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
+  """config.sample.class_label ('3' or '0,1,2') cycled over sample.num_images; None if
+  the model is unconditional."""
+  if not config.model.class_conditional:
+    return None
+  labels = [int(s) for s in str(config.sample.class_label).split(',')]
+  return np.resize(np.asarray(labels, np.int32), config.sample.num_images)
+
+
+def image_grid(images_NHWC: np.ndarray, columns: int) -> np.ndarray:
+  """uint8 [N, H, W, C] -> one uint8 [rows*(H+1)-1, columns*(W+1)-1, C] grid, 1px gaps."""
+  n, h, w, c = images_NHWC.shape
+  rows = -(-n // columns)
+  grid = np.zeros((rows * (h + 1) - 1, columns * (w + 1) - 1, c), np.uint8)
+  for i, image in enumerate(images_NHWC):
+    r, col = divmod(i, columns)
+    grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = image
+  return grid
+
+
+def write_sample_grid(setup: Setup, params, step: int, writer, workdir: str) -> None:
+  if not setup.config.eval.samples or importlib.util.find_spec('freqprior.sample') is None:
+    return
+  from freqprior import sample  # pylint: disable=g-import-not-at-top
+  config = setup.config
+  images_NHWC = np.asarray(jax.device_get(sample.generate(
+      params, config, sample_labels(config), jax.random.key(config.sample.seed))))
+  columns = 10 if config.model.class_conditional else math.ceil(math.sqrt(len(images_NHWC)))
+  grid = image_grid(images_NHWC, columns)
+  writer.write_images(step, {'samples': grid[None]})
+  if jax.process_index() == 0:
+    path = epath.Path(workdir) / 'eval' / f'samples_step{step}.png'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scale = max(1, 256 // max(grid.shape[:2]))
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation of a saved checkpoint (--mode=eval, and the end of training).
+# ------------------------------------------------------------------------------------------------
+def evaluate(config: ml_collections.ConfigDict, workdir: str,
+             setup: Optional[Setup] = None) -> dict[str, Any]:
+  """Restores a checkpoint (config.eval.step, or the config.eval.checkpoint one: 'latest' or
+  'best'), evaluates its EMA parameters on config.eval.split, prints the JSON record on
+  process 0 and writes it to DIR/eval/<split>_step<step>.json."""
+  setup = setup or Setup.create(config)
+  checkpoints = checkpoint_lib.Checkpoints(workdir, config, read_only=True)
+  step = checkpoints.resolve_step(config.eval.step, config.eval.checkpoint)
+  state = checkpoints.restore(step, setup.abstract_state, setup.state_shardings)
+  bpd, num_examples = evaluate_split(setup, state.ema_params, config.eval.split)
+  record = {'split': config.eval.split, 'bpd': bpd, 'num_examples': num_examples, 'step': step}
+  if jax.process_index() == 0:
+    checkpoint_lib.write_json(
+        epath.Path(workdir) / 'eval' / f'{config.eval.split}_step{step}.json', record)
+    print(json.dumps(record), flush=True)
+  checkpoints.close()
+  return record
+
+
+# ------------------------------------------------------------------------------------------------
+# Training.
+# ------------------------------------------------------------------------------------------------
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optional[dict]:
+  """Trains (resuming from DIR's latest checkpoint), then evaluates on config.eval.split.
+
+  Returns the final eval record, or None when stopped early by SIGTERM / preemption (after
+  saving a checkpoint to resume from).
+  """
+  # ---- Everything that can be rejected is checked before anything is written. ---------------
+  logging.info('process %d/%d, devices %d local / %d global', jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+  info = data.dataset_info(config)
+  expected = (config.dataset.image_size,) * 2 + (config.dataset.channels,)
+  if tuple(info.image_shape) != expected:
+    raise ValueError(f'dataset {info.name} yields images {info.image_shape}, but the config '
+                     f'says {expected} (config.dataset.image_size / channels)')
+  if config.model.class_conditional and info.num_classes != config.dataset.num_classes:
+    raise ValueError(f'dataset {info.name} has {info.num_classes} classes; '
+                     f'config.dataset.num_classes={config.dataset.num_classes}')
+  has_validation = 'validation' in info.split_sizes
+  setup = Setup.create(config)
+  checkpoint_lib.ensure_writable(workdir)
+  checkpoints = checkpoint_lib.Checkpoints(workdir, config)
+  train_iter = data.train_iterator(config)
+  latest = checkpoints.latest_step()
+  if latest is not None:
+    state = checkpoints.restore(latest, setup.abstract_state, setup.state_shardings, train_iter)
+  else:
+    state = setup.init_state()
+  step = int(jax.device_get(state.step))
+  num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(setup.abstract_state.params))
+  logging.info('model: %d parameters; mesh %s; %s at step %d', num_params,
+               dict(setup.mesh.shape), 'resuming' if latest is not None else 'starting', step)
+
+  # ---- Metric writers and periodic actions (process 0 writes TensorBoard). -----------------
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  if latest is None:
+    writer.write_hparams({k: str(v) for k, v in config.to_dict().items()
+                          if not isinstance(v, dict)})
+  report_progress = periodic_actions.ReportProgress(
+      num_train_steps=config.num_train_steps, writer=writer,
+      every_steps=config.log_every_steps)
+  all_finite = jax.jit(lambda tree: jnp.all(jnp.asarray(
+      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])))
+
+  # ---- Loop: metrics are read one step late, so the host never waits on the device. --------
+  train_metrics, pending = None, None
+  log_start, log_step = time.perf_counter(), step
+  preempted = False
+
+  def read_pending():
+    nonlocal train_metrics, pending
+    if pending is not None:
+      pending_step, device_metrics = pending
+      host_metrics = jax.device_get(device_metrics)
+      metrics_lib.check_finite(host_metrics, pending_step)
+      train_metrics = host_metrics if train_metrics is None else train_metrics.merge(host_metrics)
+      pending = None
+
+  with checkpoint_lib.PreemptionWatcher() as preemption:
+    while step < config.num_train_steps:
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        batch = setup.global_batch(next(train_iter), TRAIN_KEYS)
+        state, device_metrics = setup.train_step(state, batch)
+      read_pending()
+      step += 1
+      pending = (step, device_metrics)
+      report_progress(step)
+      is_last = step == config.num_train_steps
+      preempted = preemption.reached(step)
+      do_log = step % config.log_every_steps == 0 or is_last
+      do_eval = step % config.eval_every_steps == 0 or is_last
+      do_save = step % config.checkpoint_every_steps == 0 or is_last or preempted or (
+          do_eval and has_validation)
+      if do_log or do_eval or do_save:
+        read_pending()
+      if do_log:
+        elapsed = time.perf_counter() - log_start
+        steps_per_s = (step - log_step) / max(elapsed, 1e-9)
+        scalars = {f'train_{k}': float(v) for k, v in train_metrics.compute().items()}
+        scalars.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * config.batch_size)
+        writer.write_scalars(step, scalars)
+        train_metrics, log_start, log_step = None, time.perf_counter(), step
+      validation_bpd = None
+      if do_eval:
+        with report_progress.timed('eval'):
+          scalars = {}
+          if has_validation:
+            validation_bpd, _ = evaluate_split(setup, state.ema_params, 'validation')
+            scalars['validation_bpd'] = validation_bpd
+          scalars[f'{config.eval.split}_bpd'], _ = evaluate_split(
+              setup, state.ema_params, config.eval.split)
+          writer.write_scalars(step, scalars)
+          write_sample_grid(setup, state.ema_params, step, writer, workdir)
+      if do_save:
+        if not bool(all_finite(state.params)):
+          raise FloatingPointError(f'Non-finite parameters after step {step}; not saving. '
+                                   'Resume from the last checkpoint with a lower learning rate.')
+        checkpoints.save(step, state, train_iter, validation_bpd)
+      writer.flush()
+      if preempted:
+        break
+
+  checkpoints.wait()
+  checkpoints.close()
+  writer.close()
+  if preempted:
+    logging.warning('Stopped at step %d after a preemption signal; rerun the same command to '
+                    'resume.', step)
+    return None
+  return evaluate(config, workdir, setup)

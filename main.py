@@ -1,0 +1,51 @@
+"""Trains, evaluates or samples a freqprior model. The logic lives in the library.
+
+  python main.py --config=configs/digits.py --workdir=/tmp/digits [--mode=train|eval|sample]
+      [--config.num_train_steps=500 ...] [--multihost [--coordinator_address=HOST:PORT
+      --num_processes=N --process_id=I]]
+
+Running train again on the same workdir resumes from its latest checkpoint.
+"""
+import importlib.util
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from freqprior import mesh
+from freqprior import train
+
+config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Checkpoints, TensorBoard logs, eval results (local or gs://).')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'], 'What to run.')
+flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize(): TPU pod slices, SLURM, '
+                  'or the three flags below / JAX_COORDINATOR_ADDRESS etc.')
+flags.DEFINE_string('coordinator_address', None, 'HOST:PORT of process 0 (multi-host).')
+flags.DEFINE_integer('num_processes', None, 'Number of processes (multi-host).')
+flags.DEFINE_integer('process_id', None, 'This process index (multi-host).')
+flags.mark_flags_as_required(['config', 'workdir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if FLAGS.multihost or FLAGS.coordinator_address:
+    mesh.initialize_processes(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  logging.info('process %d of %d; mode %s', jax.process_index(), jax.process_count(), FLAGS.mode)
+  if FLAGS.mode == 'train':
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  elif FLAGS.mode == 'eval':
+    train.evaluate(FLAGS.config, FLAGS.workdir)
+  elif importlib.util.find_spec('freqprior.sample') is None:
+    raise app.UsageError('--mode=sample is not available yet in this version (freqprior.sample '
+                         'is missing); use --mode=train or --mode=eval.')
+  else:
+    from freqprior import sample  # pylint: disable=g-import-not-at-top
+    sample.sample_main(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)
