@@ -1,0 +1,150 @@
+"""`python -m freqprior.data.prepare` on small generated folder and COCO trees, and bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import data_helpers as helpers
+from configs import cifar100
+from freqprior import data
+from freqprior.data import prepare
+
+
+def _config(name, data_dir, **dataset):
+  config = cifar100.get_config()
+  config.batch_size = 4
+  config.dataset.update(name=name, data_dir=str(data_dir), image_size=16, validation_examples=0,
+                        random_flip=False)
+  config.dataset.update(dataset)
+  return config
+
+
+def test_folder_tree_end_to_end(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in')
+  prepare.prepare('folder', root, tmp_path / 'out' / 'pets', image_size=16)
+  config = _config('folder:pets', tmp_path / 'out', num_classes=3)
+  info = data.dataset_info(config)
+  assert info.class_names == ('cat', 'dog breed', 'tench')
+  assert info.split_sizes == {'train': 9, 'test': 3}
+  batch = next(data.train_iterator(config))
+  assert batch['image'].shape == (4, 16, 16, 3)
+  for label, caption in zip(batch['label'], batch['caption']):
+    assert caption == f'a photo of a {info.class_names[label]}'
+  (test,) = data.eval_batches(config, 'test', batch_size=3)
+  assert sorted(test['label'].tolist()) == [0, 1, 2]
+
+
+def test_folder_max_samples_is_balanced(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in', train_per_class=(5, 5, 1))
+  prepare.prepare('folder', root, tmp_path / 'out' / 'few', image_size=8, max_samples=7)
+  config = _config('folder:few', tmp_path / 'out', num_classes=3, image_size=8)
+  (train,) = data.eval_batches(config, 'train', batch_size=7)
+  assert np.bincount(train['label'], minlength=3).tolist() == [3, 3, 1]
+
+
+def test_coco_tree_end_to_end(tmp_path):
+  root = helpers.coco_tree(tmp_path / 'in')
+  prepare.prepare('coco', root, tmp_path / 'out' / 'mini_coco', image_size=16)
+  config = _config('coco:mini_coco', tmp_path / 'out', num_classes=1)
+  info = data.dataset_info(config)
+  assert info.has_captions and info.split_sizes == {'train': 4, 'test': 2}
+  (test,) = data.eval_batches(config, 'test', batch_size=2)
+  assert sorted(test['caption']) == ['val image 1 caption 0.', 'val image 2 caption 0.']
+  iterator = data.train_iterator(config)
+  picks = [caption for _ in range(40) for caption in next(iterator)['caption']]
+  image_1 = {c for c in picks if c.startswith('train image 1 ')}
+  assert image_1 == {f'train image 1 caption {k}.' for k in range(3)}  # Varies per epoch.
+  assert {c for c in picks if c.startswith('train image 2 ')} == {'train image 2 caption 0.'}
+
+
+def test_cli_writes_and_reports(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in')
+  command = [sys.executable, '-m', 'freqprior.data.prepare', '--source=folder',
+             f'--input={root}', f'--output={tmp_path / "out" / "pets"}', '--image_size=8']
+  env = {**os.environ, 'PYTHONPATH': os.getcwd()}
+  done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+  assert done.returncode == 0, done.stderr
+  assert 'config.dataset.name="folder:pets"' in done.stdout
+  again = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+  assert again.returncode != 0 and 'never overwritten' in again.stderr
+
+
+def _assert_nothing_left(parent, name):
+  """Neither the dataset nor its temporary staging folder exists."""
+  assert not (parent / name).exists()
+  assert not list(parent.glob(f'.{name}.*'))
+
+
+def test_corrupt_image_is_named_and_nothing_is_left(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in')
+  bad = root / 'train' / 'cat' / 'broken.jpg'
+  bad.write_bytes(b'not an image')
+  with pytest.raises(prepare.PrepareError, match='broken.jpg'):
+    prepare.prepare('folder', root, tmp_path / 'out' / 'pets', image_size=8)
+  _assert_nothing_left(tmp_path / 'out', 'pets')
+
+
+def test_existing_dataset_is_never_overwritten(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in')
+  prepare.prepare('folder', root, tmp_path / 'out' / 'pets', image_size=8)
+  before = sorted((p.name, p.stat().st_size) for p in (tmp_path / 'out' / 'pets').rglob('*'))
+  with pytest.raises(prepare.PrepareError, match='never overwritten'):
+    prepare.prepare('folder', root, tmp_path / 'out' / 'pets', image_size=16)
+  assert sorted((p.name, p.stat().st_size) for p in (tmp_path / 'out' / 'pets').rglob('*')) \
+      == before
+
+
+def test_empty_class_folder(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in')
+  (root / 'train' / 'owl').mkdir()
+  with pytest.raises(prepare.PrepareError, match='owl is empty'):
+    prepare.prepare('folder', root, tmp_path / 'out' / 'pets')
+  _assert_nothing_left(tmp_path / 'out', 'pets')
+
+
+def test_images_without_captions(tmp_path):
+  root = helpers.coco_tree(tmp_path / 'in', captions_per_image=((2, 0, 1), (1,)))
+  with pytest.raises(prepare.PrepareError, match='no captions.*000000000002.jpg'):
+    prepare.prepare('coco', root, tmp_path / 'out' / 'coco')
+  _assert_nothing_left(tmp_path / 'out', 'coco')
+
+
+def test_missing_coco_image_and_annotations(tmp_path):
+  root = helpers.coco_tree(tmp_path / 'in')
+  (root / 'images' / 'val2017' / '000000000001.jpg').unlink()
+  with pytest.raises(prepare.PrepareError, match='do not exist.*000000000001.jpg'):
+    prepare.prepare('coco', root, tmp_path / 'out' / 'coco')
+  (root / 'annotations' / 'captions_train2017.json').unlink()
+  with pytest.raises(prepare.PrepareError, match='captions_train2017.json is missing'):
+    prepare.prepare('coco', root, tmp_path / 'out' / 'coco')
+
+
+def test_bad_prepare_arguments(tmp_path):
+  root = helpers.folder_tree(tmp_path / 'in')
+  with pytest.raises(prepare.PrepareError, match='not a folder'):
+    prepare.prepare('folder', tmp_path / 'absent', tmp_path / 'out' / 'x')
+  with pytest.raises(prepare.PrepareError, match='expected folder or coco'):
+    prepare.prepare('zip', root, tmp_path / 'out' / 'x')
+  with pytest.raises(ValueError, match='lowercase'):
+    prepare.prepare('folder', root, tmp_path / 'out' / 'My-Set')
+  (root / 'val').rename(tmp_path / 'elsewhere')
+  with pytest.raises(prepare.PrepareError, match='val is missing'):
+    prepare.prepare('folder', root, tmp_path / 'out' / 'x')
+
+
+def test_prepared_dataset_checks(tmp_path):
+  prepare.prepare('coco', helpers.coco_tree(tmp_path / 'in'), tmp_path / 'out' / 'caps',
+                  image_size=16)
+  with pytest.raises(data.DataError, match='name it coco:caps'):
+    data.dataset_info(_config('folder:caps', tmp_path / 'out'))
+  with pytest.raises(data.DataError, match='Image size mismatch'):
+    data.dataset_info(_config('coco:caps', tmp_path / 'out', image_size=32))
+  info_file = tmp_path / 'out' / 'caps' / '1.0.0' / 'dataset_info.json'
+  info = json.loads(info_file.read_text())
+  info['fileFormat'] = 'tfrecord'
+  info_file.write_text(json.dumps(info))
+  with pytest.raises(data.DataError, match='stored as tfrecord.*ArrayRecord.*prepare'):
+    data.dataset_info(_config('coco:caps', tmp_path / 'out'))
