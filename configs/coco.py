@@ -1,0 +1,39 @@
+"""Caption-conditioned COCO (tfds coco_captions; 32x32 center crops, a random caption per epoch).
+
+Data:     tfds build coco_captions --file_format=array_record --data_dir=gs://BUCKET/tfds
+          or, from a local COCO 2017 tree (images/ + annotations/):
+          python -m freqprior.data.prepare --source=coco --input=COCO_DIR \
+            --output=DATA_DIR/coco32 --image_size=32   (then --config.dataset.name=coco:coco32)
+Command:  python main.py --config=configs/coco.py --workdir=gs://BUCKET/coco \
+            --config.dataset.data_dir=gs://BUCKET/tfds
+Hardware: sized for a TPU v4-8 / v5e-8 or 8 GPUs (global batch 64).
+Expected: not yet measured; compare test bits/dim with and without captions (model.text='none').
+"""
+from configs import common
+
+
+def get_config():
+  config = common.base_config()
+  config.num_train_steps = 300_000
+  config.eval_every_steps = 5000
+  config.checkpoint_every_steps = 5000
+  config.log_every_steps = 100
+  config.dataset.name = 'coco'
+  config.dataset.image_size = 32
+  config.dataset.channels = 3
+  config.dataset.num_classes = 1  # COCO has captions, no labels: every label is 0.
+  config.dataset.random_flip = True
+  config.dataset.validation_examples = 5000
+  config.model.class_conditional = False
+  config.model.text = 'cross_attention'
+  config.model.head = 'logistic_mixture'
+  config.model.num_mixtures = 10
+  config.model.width = 160
+  config.model.num_blocks = 12
+  config.model.head_width = 160
+  config.model.dropout = 0.25
+  config.model.dtype = 'bfloat16'
+  config.optim.learning_rate = 1e-3
+  config.optim.warmup_steps = 2000
+  config.optim.ema_decay = 0.9995
+  return config
