@@ -49,6 +49,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.mesh.shape = (-1, 1)  # -1 fills the remaining devices
   config.mesh.axes = ('data', 'fsdp')
   config.mesh.fsdp = False  # shard parameters over 'fsdp' instead of replicating them
+  config.mesh.fsdp_min_size = 4096  # parameters with fewer elements stay replicated
 
   config.eval = ml_collections.ConfigDict()
   config.eval.step = -1  # -1: latest checkpoint

@@ -3,7 +3,7 @@
 The mesh has axes ('data', 'fsdp') by default. Batches are split over every mesh axis (with
 FSDP each 'fsdp' shard also takes its own slice of the batch, as in ZeRO-3); parameters are
 replicated, or with `config.mesh.fsdp` each is split along its largest divisible dimension over
-'fsdp' (small ones stay replicated).
+'fsdp' (those under `config.mesh.fsdp_min_size` elements stay replicated).
 """
 import math
 from typing import Any, Optional
@@ -13,9 +13,6 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
-
-FSDP_MIN_SIZE = 2 ** 12  # parameters smaller than this stay replicated
-
 
 def initialize_processes(coordinator_address: Optional[str] = None,
                          num_processes: Optional[int] = None,
@@ -72,9 +69,9 @@ def batch_divisor(mesh: Mesh) -> int:
   return mesh.size
 
 
-def param_spec(shape: tuple[int, ...], fsdp_size: int) -> P:
+def param_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:
   """Splits the largest dimension divisible by `fsdp_size` over 'fsdp'; else replicates."""
-  if fsdp_size <= 1 or math.prod(shape) < FSDP_MIN_SIZE:
+  if fsdp_size <= 1 or math.prod(shape) < min_size:
     return P()
   for dim in np.argsort(shape)[::-1]:
     if shape[dim] % fsdp_size == 0:
@@ -82,8 +79,8 @@ def param_spec(shape: tuple[int, ...], fsdp_size: int) -> P:
   return P()
 
 
-def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool) -> Any:
+def state_shardings(abstract_state: Any, mesh: Mesh, config: ml_collections.ConfigDict) -> Any:
   """NamedShardings for every leaf of a train state (scalars and small arrays replicated)."""
-  fsdp_size = mesh.shape['fsdp'] if fsdp else 1
-  return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(x.shape, fsdp_size)),
-                      abstract_state)
+  fsdp_size = mesh.shape['fsdp'] if config.mesh.fsdp else 1
+  spec = lambda x: param_spec(x.shape, fsdp_size, config.mesh.fsdp_min_size)
+  return jax.tree.map(lambda x: NamedSharding(mesh, spec(x)), abstract_state)

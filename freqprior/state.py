@@ -1,5 +1,7 @@
-"""The train state (step, parameters, their EMA, optimizer state), its optimizer, and its creation
-directly on the mesh: shapes from `jax.eval_shape`, then `jit(init, out_shardings=...)`."""
+"""The train state (step, parameters, their EMA, optimizer state) and the optimizer that updates it.
+
+`abstract_state` gives shapes without allocating (`jax.eval_shape`); `train.Setup.init_state` then
+creates the state born sharded with `jit(init_state, out_shardings=...)`."""
 from typing import Any
 
 import flax
@@ -8,7 +10,6 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from freqprior import mesh as mesh_lib
 from freqprior import models
 
 
@@ -57,12 +58,3 @@ def abstract_state(model, config, tx) -> TrainState:
   return jax.eval_shape(lambda rng: init_state(model, config, tx, rng), jax.random.key(0))
 
 
-def state_shardings(model, config, tx, mesh) -> TrainState:
-  return mesh_lib.state_shardings(abstract_state(model, config, tx), mesh, config.mesh.fsdp)
-
-
-def create_state(model, config, tx, mesh, rng: jax.Array) -> TrainState:
-  """A freshly initialised train state, born sharded over `mesh`."""
-  shardings = state_shardings(model, config, tx, mesh)
-  init = jax.jit(lambda r: init_state(model, config, tx, r), out_shardings=shardings)
-  return init(rng)

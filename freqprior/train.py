@@ -106,7 +106,7 @@ class Setup:
         raise ValueError(f'config.{key}={value} must be a multiple of the {mesh.size} devices '
                          f'of the mesh {dict(mesh.shape)}')
     abstract = state_lib.abstract_state(model, config, tx)
-    shardings = mesh_lib.state_shardings(abstract, mesh, config.mesh.fsdp)
+    shardings = mesh_lib.state_shardings(abstract, mesh, config)
     batch_sharding = mesh_lib.batch_sharding(mesh)
     replicated = mesh_lib.replicated(mesh)
     train_batch = {k: batch_sharding for k in TRAIN_KEYS}
