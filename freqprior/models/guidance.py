@@ -1,0 +1,48 @@
+"""Classifier-free guidance: null-input dropout for training, and the guided sampling rule.
+
+The null inputs are the ones the model already understands as "no conditioning": the null class
+label (index num_classes of the class embedding) and the empty prompt (tokenizer.null_tokens).
+
+Rule, for both heads: the next subpixel is drawn from the 256-way distribution with logits
+    log p_u(k) + s * (log p_c(k) - log p_u(k)),
+where p_c / p_u are the conditional / unconditional model's distributions of that subpixel's 256
+values given everything sampled before it. For the categorical head these are its softmax; for the
+logistic mixture, the discretized mixture's 256 bin probabilities (channel means and mixture
+weights conditioned on the subpixel's earlier channels). s = 1 is exactly the unguided model.
+"""
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from freqprior.models import tokenizer
+
+
+def drop_conditioning(rng: jax.Array, rate: float, labels_B: Optional[jnp.ndarray],
+                      tokens_BT: Optional[jnp.ndarray], num_classes: int):
+  """Replaces each example's label and prompt, together, by the null inputs with prob. `rate`.
+
+  Returns (labels_B, tokens_BT, dropped_B); absent inputs stay None.
+  """
+  if not 0.0 <= rate < 1.0:
+    raise ValueError(f'config.model.cond_dropout must be in [0, 1), got {rate}')
+  batch = (labels_B if labels_B is not None else tokens_BT).shape[0]
+  dropped_B = jax.random.bernoulli(rng, rate, (batch,))
+  if labels_B is not None:
+    labels_B = jnp.where(dropped_B, num_classes, labels_B)
+  if tokens_BT is not None:
+    null_BT = jnp.full_like(tokens_BT, tokenizer.PAD).at[:, 0].set(tokenizer.BOS)
+    null_BT = null_BT.at[:, 1].set(tokenizer.EOS)
+    tokens_BT = jnp.where(dropped_B[:, None], null_BT, tokens_BT)
+  return labels_B, tokens_BT, dropped_B
+
+
+def guided_logits(cond_BxK: jnp.ndarray, uncond_BxK: Optional[jnp.ndarray],
+                  scale: float) -> jnp.ndarray:
+  """uncond + scale * (cond - uncond) over the last (value) axis; `cond` itself when scale == 1.
+
+  Inputs are logits or log-probabilities (a per-row constant does not change the softmax).
+  """
+  if scale == 1.0:
+    return cond_BxK
+  return uncond_BxK + scale * (cond_BxK - uncond_BxK)
