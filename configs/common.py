@@ -22,7 +22,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.dataset.random_flip = False
   config.dataset.validation_examples = 0  # carved from train, used to pick the best checkpoint
   config.dataset.worker_count = 0  # grain worker processes
-  config.dataset.read_threads = 2  # grain reader threads per process (or worker)
+  config.dataset.read_threads = 4  # grain reader threads per process (or worker)
 
   config.model = ml_collections.ConfigDict()
   config.model.head = 'categorical'  # or 'logistic_mixture'
