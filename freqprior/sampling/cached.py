@@ -1,0 +1,248 @@
+"""The incremental sampler: each stack layer computed once per position, from per-layer caches.
+
+The vertical stack is advanced once per row (its row i depends on image rows < i only), the
+horizontal stack once per pixel. Every shifted convolution keeps the input rows it still needs:
+a 'down' conv of the vertical stack the kh-1 rows above, a 'down_right' conv of the horizontal
+stack the kh-1 rows above plus the current row so far. Each frequency prior keeps its normalised
+input history and produces the new row (vertical: per-row rFFTs combined by one row of the same
+lower-triangular Toeplitz product as the full filter) or pixel (horizontal: one row of its masked
+Toeplitz product) from it, so no step runs an FFT of the whole image.
+
+Per-position modules (LayerNorm, Dense, the gates) are the model's own Flax classes applied to
+the model's own parameter subtrees; the per-example context vector and the prior taps are taken
+from a run of the real backbone (`capture`), so conditioning stays whatever the model computes.
+"""
+import functools
+import inspect
+from typing import Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from freqprior.models import heads as heads_lib
+from freqprior.models import pixelcnn
+from freqprior.models import prior as prior_lib
+from freqprior.sampling import draws
+
+
+def capture(model, labels_B: Optional[jnp.ndarray], image_shape: tuple[int, int, int],
+            batch: int) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  """(context cond_BD that the gated blocks receive, {prior module name: taps}) from a run of
+  the real backbone on a blank batch; under jit XLA drops the rest of that run."""
+  found = {'taps': {}}
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    module = context.module
+    if isinstance(module, pixelcnn.GatedResidual) and context.method_name == '__call__':
+      found['cond_BD'] = inspect.signature(context.orig_method).bind(
+          *args, **kwargs).arguments['cond_BD']
+    if isinstance(module, prior_lib.FrequencyPrior) and context.method_name == 'taps':
+      found['taps'][module.name] = out.astype(jnp.float32)
+    return out
+
+  blank_BHWC = jnp.zeros((batch, *image_shape), jnp.uint8)
+  with nn.intercept_methods(interceptor):
+    model.features(blank_BHWC, labels_B)
+  return found['cond_BD'], found['taps']
+
+
+def toeplitz_row(taps_N: jnp.ndarray, n: int, i: jnp.ndarray) -> jnp.ndarray:
+  """Row i of `prior_lib.toeplitz(taps_N, n)`: taps[i - r] for r <= i, exactly 0 otherwise."""
+  lag_N = i - jnp.arange(n)
+  mask = (lag_N >= 0).reshape(n, *(1,) * (taps_N.ndim - 1))
+  return jnp.where(mask, taps_N[jnp.clip(lag_N, 0, n - 1)], 0)
+
+
+def _expand(e_BF: jnp.ndarray) -> jnp.ndarray:
+  return e_BF[:, None, None]
+
+
+class Stepper:
+  """The backbone one row (vertical stack) or one pixel (horizontal stack) at a time.
+
+  Rows are [B, 1, W, F] and pixels [B, 1, 1, F], so per-position modules see rank-4 inputs as in
+  the full model. `state` is a dict of caches: v_conv / h_conv (per block, conv_in and conv_out
+  inputs), v_hist (per prior block, rFFTs of its normalised input rows, [B, H, W+1, F]) and
+  h_hist (per prior block, its normalised inputs along the current row, [B, W, F]).
+  """
+
+  def __init__(self, backbone: pixelcnn.Backbone, params, cond_BD: jnp.ndarray,
+               taps: dict[str, jnp.ndarray], image_shape: tuple[int, int, int]):
+    self.p = params
+    self.width = backbone.width
+    self.num_blocks = backbone.num_blocks
+    self.prior_blocks = tuple(backbone.prior_blocks)
+    self.dtype = backbone.dtype
+    self.height, self.image_width, _ = image_shape
+    self.cond_BD = cond_BD
+    start_v_BF, start_h_BF = jnp.split(
+        self._dense('start_cond', 2 * self.width)(cond_BD), 2, axis=-1)
+    self.start_v_B11F, self.start_h_B11F = _expand(start_v_BF), _expand(start_h_BF)
+    self.v_taps_f = {b: prior_lib.vertical_taps_f(taps[f'v_prior{b}'], self.image_width)
+                     for b in self.prior_blocks}
+    self.h_taps = {b: taps[f'h_prior{b}'] for b in self.prior_blocks}
+
+  # ---- The model's per-position modules on its parameter subtrees. ---------------------------
+  def _sub(self, path: str):
+    p = self.p
+    for key in path.split('/'):
+      p = p[key]
+    return p
+
+  def _layer_norm(self, path: str, dtype=None) -> Callable:
+    module = nn.LayerNorm(dtype=self.dtype if dtype is None else dtype)
+    return functools.partial(module.apply, {'params': self._sub(path)})
+
+  def _dense(self, path: str, features: int) -> Callable:
+    module = nn.Dense(features, dtype=self.dtype)
+    return functools.partial(module.apply, {'params': self._sub(path)})
+
+  def _conv(self, path: str, window_BHWC: jnp.ndarray) -> jnp.ndarray:
+    """The ShiftedConv at `path`, VALID over a window holding exactly its receptive field."""
+    params = self._sub(path)['conv']
+    kh, kw, _, features = params['kernel'].shape
+    module = nn.Conv(features, (kh, kw), padding='VALID', dtype=self.dtype)
+    return module.apply({'params': params}, window_BHWC)
+
+  # ---- Caches. ---------------------------------------------------------------------------------
+  def _conv_rows(self, path: str) -> int:
+    return self._sub(path)['conv']['kernel'].shape[0]
+
+  def init_state(self, batch: int) -> dict:
+    w, f = self.image_width, self.width
+    zeros = lambda *shape: jnp.zeros((batch, *shape), self.dtype)
+    v_conv, h_conv = [], []
+    for b in range(self.num_blocks):
+      v_conv.append(tuple(zeros(self._conv_rows(f'v_block{b}/{n}') - 1, w, f)
+                          for n in ('conv_in', 'conv_out')))
+      h_conv.append(tuple(
+          zeros(self._conv_rows(f'h_block{b}/{n}'),
+                w + self._sub(f'h_block{b}/{n}/conv')['kernel'].shape[1] - 1, f)
+          for n in ('conv_in', 'conv_out')))
+    return {'v_conv': v_conv, 'h_conv': h_conv,
+            'v_hist': {b: jnp.zeros((batch, self.height, w + 1, f), jnp.complex64)
+                       for b in self.prior_blocks},
+            'h_hist': {b: jnp.zeros((batch, w, f), jnp.float32) for b in self.prior_blocks}}
+
+  def _row_conv(self, path: str, above_BRWC, new_B1WC):
+    """'down' conv output for a new row from the cached rows above; -> (out, new cache)."""
+    kw = self._sub(path)['conv']['kernel'].shape[1]
+    window = jnp.concatenate([above_BRWC, new_B1WC.astype(above_BRWC.dtype)], axis=1)
+    pad = (kw - 1) // 2
+    return self._conv(path, jnp.pad(window, ((0, 0), (0, 0), (pad, pad), (0, 0)))), window[:, 1:]
+
+  def _pixel_conv(self, j, path: str, rows_BRXC, new_B11C):
+    """'down_right' conv output at column j; cache [B, kh, kw-1+W, C], left-padded rows."""
+    kh, kw = self._sub(path)['conv']['kernel'].shape[:2]
+    rows_BRXC = jax.lax.dynamic_update_slice(rows_BRXC, new_B11C.astype(rows_BRXC.dtype),
+                                             (0, kh - 1, j + kw - 1, 0))
+    window = jax.lax.dynamic_slice(rows_BRXC, (0, 0, j, 0),
+                                   (rows_BRXC.shape[0], kh, kw, rows_BRXC.shape[-1]))
+    return self._conv(path, window), rows_BRXC
+
+  # ---- Layers. ---------------------------------------------------------------------------------
+  def _gated(self, path: str, x, caches, conv: Callable, aux=None):
+    """GatedResidual at the new positions; conv(path, cache, input) -> (output, cache)."""
+    a, cache_in = conv(f'{path}/conv_in', caches[0], self._layer_norm(f'{path}/norm_in')(x))
+    if aux is not None:
+      a = a + self._dense(f'{path}/aux', self.width)(self._layer_norm(f'{path}/norm_aux')(aux))
+    b, cache_out = conv(f'{path}/conv_out', caches[1], nn.elu(a))
+    b = b + _expand(self._dense(f'{path}/cond', 2 * self.width)(self.cond_BD))
+    f, g = jnp.split(b, 2, axis=-1)
+    return x + jnp.tanh(f) * nn.sigmoid(g), (cache_in, cache_out)
+
+  def _prior(self, path: str, x, y_fn: Callable):
+    """FrequencyPrior: norm (float32) -> y_fn(normalised new positions) -> predict Dense."""
+    u = self._layer_norm(f'{path}/norm', jnp.float32)(x.astype(jnp.float32))
+    y, hist = y_fn(u)
+    return self._dense(f'{path}/predict', x.shape[-1])(y.astype(self.dtype)), hist
+
+  def _vertical_filter(self, b, i, hist_BHXF, u_B1WF):
+    width = self.image_width
+    hist_BHXF = jax.lax.dynamic_update_slice_in_dim(
+        hist_BHXF, jnp.fft.rfft(u_B1WF, n=2 * width, axis=2), i, axis=1)
+    y_f = jnp.einsum('rwc,brwc->bwc', toeplitz_row(self.v_taps_f[b], self.height, i), hist_BHXF)
+    return jnp.fft.irfft(y_f[:, None], n=2 * width, axis=2)[:, :, :width], hist_BHXF
+
+  def _horizontal_filter(self, b, j, hist_BWF, u_B11F):
+    # Entries right of j still hold the previous row; row j of the Toeplitz matrix zeroes them.
+    hist_BWF = jax.lax.dynamic_update_slice_in_dim(hist_BWF, u_B11F[:, 0], j, axis=1)
+    y_BF = jnp.einsum('kc,bkc->bc', toeplitz_row(self.h_taps[b], self.image_width, j), hist_BWF)
+    return _expand(y_BF), hist_BWF
+
+  def row(self, i, x_pad, state: dict):
+    """Vertical stack at row i, given the image in unit range padded by 2 rows above and one
+    column each side (x_pad [B, H+2, W+2, C]). -> (v after each block [B, 1, W, F] per block,
+    the row's h_in_above term, state) and starts row i in the horizontal caches."""
+    above_B2XC = jax.lax.dynamic_slice_in_dim(x_pad, i, 2, axis=1)  # image rows i-2, i-1
+    not_first = i > 0  # down_shift: row 0 of both input terms is exactly zero
+    v = jnp.where(not_first, self._conv('v_in', above_B2XC), 0)
+    v = v + self.p['v_start'] + self.start_v_B11F  # the full model's order of additions
+    h_above = jnp.where(not_first, self._conv('h_in_above', above_B2XC[:, 1:]), 0)
+    v_conv, v_hist, v_rows = list(state['v_conv']), dict(state['v_hist']), []
+    for b in range(self.num_blocks):
+      v, v_conv[b] = self._gated(f'v_block{b}', v, v_conv[b], self._row_conv)
+      if b in self.prior_blocks:
+        delta, v_hist[b] = self._prior(
+            f'v_prior{b}', v, functools.partial(self._vertical_filter, b, i, v_hist[b]))
+        v = v + delta
+      v_rows.append(v)
+    h_conv = [tuple(jnp.concatenate([c[:, 1:], jnp.zeros_like(c[:, :1])], axis=1) for c in cs)
+              for cs in state['h_conv']]
+    return v_rows, h_above, dict(state, v_conv=v_conv, v_hist=v_hist, h_conv=h_conv)
+
+  def pixel(self, i, j, x_pad, v_rows, h_above, state: dict):
+    """Horizontal stack at (i, j) -> (features [B, F] float32, state)."""
+    left_B21C = jax.lax.dynamic_slice(x_pad, (0, i + 1, j, 0),
+                                      (x_pad.shape[0], 2, 1, x_pad.shape[-1]))
+    h_left = jnp.where(j > 0, self._conv('h_in_left', left_B21C), 0)  # right_shift
+    column = lambda row_B1WF: jax.lax.dynamic_slice_in_dim(row_B1WF, j, 1, axis=2)
+    h = column(h_above) + h_left + self.p['h_start'] + self.start_h_B11F
+    h_conv, h_hist = list(state['h_conv']), dict(state['h_hist'])
+    for b in range(self.num_blocks):
+      h, h_conv[b] = self._gated(f'h_block{b}', h, h_conv[b],
+                                 functools.partial(self._pixel_conv, j), aux=column(v_rows[b]))
+      if b in self.prior_blocks:
+        delta, h_hist[b] = self._prior(
+            f'h_prior{b}', h, functools.partial(self._horizontal_filter, b, j, h_hist[b]))
+        h = h + delta
+    features_B11F = nn.elu(self._layer_norm('norm_out', jnp.float32)(h)).astype(jnp.float32)
+    return features_B11F[:, 0, 0], dict(state, h_conv=h_conv, h_hist=h_hist)
+
+
+def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperature: jnp.ndarray,
+           image_shape: tuple[int, int, int], on_row: Optional[Callable] = None) -> jnp.ndarray:
+  """-> uint8 [B, H, W, C]. Call inside `model.apply(..., method=...)`; `on_row(i)` runs on the
+  host after each row (progress)."""
+  height, width, channels = image_shape
+  batch = keys_B.shape[0]
+  cond_BD, taps = capture(model, labels_B, image_shape, batch)
+  stepper = Stepper(model.backbone, model.variables['params']['backbone'], cond_BD, taps,
+                    image_shape)
+  head = model.output_head
+
+  def row_step(i, carry):
+    x_pad, images_BHWC, state = carry
+    v_rows, h_above, state = stepper.row(i, x_pad, state)
+
+    def pixel_step(j, carry):
+      x_pad, images_BHWC, state = carry
+      features_BF, state = stepper.pixel(i, j, x_pad, v_rows, h_above, state)
+      noise = draws.pixel_noise(head, keys_B, i * width + j)
+      pixel_BC = draws.draw_pixel(head, lambda _: features_BF, noise, temperature, batch)
+      x_B11C = heads_lib.to_unit_range(pixel_BC).astype(x_pad.dtype)[:, None, None]
+      x_pad = jax.lax.dynamic_update_slice(x_pad, x_B11C, (0, i + 2, j + 1, 0))
+      images_BHWC = images_BHWC.at[:, i, j].set(pixel_BC.astype(jnp.uint8))
+      return x_pad, images_BHWC, state
+
+    carry = jax.lax.fori_loop(0, width, pixel_step, (x_pad, images_BHWC, state))
+    if on_row is not None:
+      jax.debug.callback(on_row, i)
+    return carry
+
+  x_pad = jnp.zeros((batch, height + 2, width + 2, channels), stepper.dtype)
+  images_BHWC = jnp.zeros((batch, height, width, channels), jnp.uint8)
+  carry = (x_pad, images_BHWC, stepper.init_state(batch))
+  return jax.lax.fori_loop(0, height, row_step, carry)[1]
