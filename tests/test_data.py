@@ -1,5 +1,6 @@
 """freqprior.data pipelines: digits end to end, mocked TFDS datasets, determinism, sharding,
 exact eval coverage, checkpointed iterators."""
+from absl import flags
 import grain
 import jax
 import numpy as np
@@ -180,3 +181,13 @@ def test_missing_tfds_data(tmp_path):
   config.dataset.data_dir = str(tmp_path)
   with pytest.raises(data.DataError, match='is not in .*tfds build cifar100 --file_format=array'):
     data.dataset_info(config)
+
+
+def test_worker_processes_yield_the_same_stream(digits_dir):
+  flags.FLAGS.mark_as_parsed()  # grain workers read absl flags.
+  config = helpers.digits_config(digits_dir)
+  expected = helpers.take(data.train_iterator(config), 30)
+  config.dataset.worker_count = 2
+  for a, b in zip(expected, helpers.take(data.train_iterator(config), 30)):
+    np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(a['caption'], b['caption'])
