@@ -30,7 +30,6 @@ import tensorflow_datasets as tfds
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import cifar100  # pylint: disable=g-import-not-at-top
 from freqprior import data  # pylint: disable=g-import-not-at-top
-from freqprior.data import decode  # pylint: disable=g-import-not-at-top
 from freqprior.data import writer  # pylint: disable=g-import-not-at-top
 
 _NUM_EXAMPLES = flags.DEFINE_integer('num_examples', 20_000, 'Training images to write.')
@@ -102,7 +101,6 @@ def main(argv):
       'images_per_s': round(raw_per_s), 'png_images_per_s': round(png_per_s),
       'batch_size': config.batch_size, 'worker_count': config.dataset.worker_count,
       'read_threads': config.dataset.read_threads,
-      'png_decoder': 'opencv' if decode.cv2 is not None else 'pillow',
       'num_examples': _NUM_EXAMPLES.value, 'seconds': _SECONDS.value,
       'write_s': round(write_s, 1), 'png_write_s': round(png_write_s, 1),
       'cpu_count': os.cpu_count(),

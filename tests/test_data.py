@@ -1,15 +1,19 @@
 """freqprior.data pipelines: digits end to end, mocked TFDS datasets, determinism, sharding,
 exact eval coverage, checkpointed iterators."""
+import io
+
 from absl import flags
 import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from PIL import Image
 import pytest
 from sklearn import datasets as sk_datasets
 
 import data_helpers as helpers
 from freqprior import data
+from freqprior.data import decode
 
 
 @pytest.fixture(scope='module')
@@ -191,3 +195,16 @@ def test_worker_processes_yield_the_same_stream(digits_dir):
   for a, b in zip(expected, helpers.take(data.train_iterator(config), 30)):
     np.testing.assert_array_equal(a['image'], b['image'])
     np.testing.assert_array_equal(a['caption'], b['caption'])
+
+
+def test_encoded_images_of_other_sizes_are_center_cropped():
+  pixels = np.zeros((30, 40, 3), np.uint8)
+  pixels[:, :5, 0] = pixels[:, 35:, 0] = 255  # Red side bands outside the central square.
+  pixels[:, 5:35, 2] = 255
+  encoded = io.BytesIO()
+  Image.fromarray(pixels).save(encoded, format='PNG')
+  image = decode.decode_image(encoded.getvalue(), (15, 15, 3), raw=False)
+  assert image.shape == (15, 15, 3)
+  assert image[:, 1:-1, 0].max() < 30 and image[:, 1:-1, 2].min() > 225
+  grey = decode.decode_image(encoded.getvalue(), (30, 40, 1), raw=False)
+  assert grey.shape == (30, 40, 1) and grey[0, 0, 0] == round(0.299 * 255)

@@ -4,8 +4,7 @@ Images are raw pixels (`writer.image_feature`: digits and prepared datasets) or 
 (`tfds.features.Image`: TFDS-built cifar100, imagenet_resized, coco_captions). Records are read
 undecoded (`DeserializeMethod.RAW_BYTES`) and parsed here with the tf.Example
 protobuf that tfds ships: per image this is about 10x cheaper than TFDS's generic per-feature
-decoding. Images decode with OpenCV when it is installed (faster, and it releases the GIL), else
-with Pillow; both give identical pixels for PNG. Images of another size (COCO, mocked data) are
+decoding. PNG/JPEG decode with Pillow; encoded images of another size (COCO, mocked data) are
 center-cropped to a square and resized.
 """
 import io
@@ -15,14 +14,10 @@ from PIL import Image
 from PIL import ImageOps
 from tensorflow_datasets.proto import tf_example_pb2
 
-try:
-  import cv2  # pytype: disable=import-error
-  cv2.setNumThreads(1)
-except ImportError:
-  cv2 = None
+from freqprior.data import sources
 
 
-class CorruptRecordError(ValueError):
+class CorruptRecordError(sources.DataError):
   """A record whose image, label or captions cannot be used."""
 
 
@@ -36,33 +31,18 @@ def parse(record: bytes) -> tuple[bytes, int, list[str]]:
   return image, label, captions
 
 
-def _decode_pil(encoded: bytes, channels: int) -> np.ndarray:
-  image = Image.open(io.BytesIO(encoded))
-  if image.mode != ('L' if channels == 1 else 'RGB'):
-    image = image.convert('L' if channels == 1 else 'RGB')
-  return np.asarray(image)
-
-
-def _decode_cv2(encoded: bytes, channels: int) -> np.ndarray | None:
-  flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-  image = cv2.imdecode(np.frombuffer(encoded, np.uint8), flag)
-  return image if channels == 1 or image is None else image[..., ::-1]
-
-
 def decode_image(encoded: bytes, shape_HWC: tuple[int, int, int], raw: bool) -> np.ndarray:
   """Raw pixels or PNG/JPEG -> uint8 [H, W, C]; encoded images of another size are
   center-cropped and resized."""
   if raw:
     return np.frombuffer(encoded, np.uint8).reshape(shape_HWC)
   height, width, channels = shape_HWC
-  image = _decode_cv2(encoded, channels) if cv2 is not None else None
-  if image is None:
-    image = _decode_pil(encoded, channels)
-  if image.shape[:2] != (height, width):
-    mode = 'L' if channels == 1 else 'RGB'
-    image = np.asarray(ImageOps.fit(Image.fromarray(image, mode), (width, height),
-                                    method=Image.Resampling.BICUBIC))
-  return image.reshape(shape_HWC)
+  image = Image.open(io.BytesIO(encoded))
+  if image.mode != (mode := 'L' if channels == 1 else 'RGB'):
+    image = image.convert(mode)
+  if image.size != (width, height):
+    image = ImageOps.fit(image, (width, height), method=Image.Resampling.BICUBIC)
+  return np.asarray(image).reshape(shape_HWC)
 
 
 def read_batch(source, indices_B: np.ndarray, shape_HWC: tuple[int, int, int], raw: bool
