@@ -178,4 +178,4 @@ def write_json(path: epath.Path, record: dict[str, Any]) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.parent / f'.{path.name}.{uuid.uuid4().hex}'
   tmp.write_text(json.dumps(record) + '\n')
-  tmp.rename(path)
+  tmp.replace(path)
