@@ -9,8 +9,9 @@ and `imagenet_resized`. Then it times `freqprior.data.train_iterator` on each wi
   python benchmarks/data.py [--num_examples=20000] [--seconds=10] [--batch_size=64]
                             [--worker_count=0] [--read_threads=2]
 
-Prints a final JSON line with `images_per_s` (raw pixels) and `png_images_per_s`.
-Target: >= 20,000 images/s on 2 CPU cores.
+Prints a final JSON line with `images_per_s` (raw pixels) and `png_images_per_s`, plus images per
+CPU-second of this process (a figure that other load on the machine does not change) and the
+1-minute load average. Target: >= 20,000 images/s on 2 CPU cores.
 """
 import io
 import json
@@ -56,8 +57,8 @@ def _crops(num: int, png: bool, seed: int = 0):
     yield i, {'image': buffer.getvalue() if png else np.asarray(crop), 'label': i % 100}
 
 
-def _images_per_s(data_dir: str, png: bool) -> tuple[float, float, dict]:
-  """(write seconds, images/s, config) for one storage format."""
+def _images_per_s(data_dir: str, png: bool) -> tuple[float, float, float, dict]:
+  """(write seconds, images/s, images per CPU-second, config) for one storage format."""
   name = 'bench_png' if png else 'bench_raw'
   features = tfds.features.FeaturesDict({
       'image': tfds.features.Image(shape=(32, 32, 3)) if png else writer.image_feature((32, 32, 3)),
@@ -83,22 +84,27 @@ def _images_per_s(data_dir: str, png: bool) -> tuple[float, float, dict]:
   start = time.perf_counter()
   while time.perf_counter() - start < _WARMUP_SECONDS.value:  # Start workers, warm page cache.
     next(iterator)
-  images, start = 0, time.perf_counter()
+  images, start, cpu_start = 0, time.perf_counter(), time.process_time()
   while time.perf_counter() - start < _SECONDS.value:
     images += next(iterator)['image'].shape[0]
-  return write_s, images / (time.perf_counter() - start), config
+  per_s = images / (time.perf_counter() - start)
+  per_cpu_s = images / (time.process_time() - cpu_start)  # This process's threads only.
+  return write_s, per_s, per_cpu_s, config
 
 
 def main(argv):
   del argv
   data_dir = tempfile.mkdtemp(prefix='freqprior_bench_')
   try:
-    write_s, raw_per_s, config = _images_per_s(data_dir, png=False)
-    png_write_s, png_per_s, _ = _images_per_s(data_dir, png=True)
+    write_s, raw_per_s, raw_per_cpu_s, config = _images_per_s(data_dir, png=False)
+    png_write_s, png_per_s, png_per_cpu_s, _ = _images_per_s(data_dir, png=True)
   finally:
     shutil.rmtree(data_dir)
   print(json.dumps({
       'images_per_s': round(raw_per_s), 'png_images_per_s': round(png_per_s),
+      # Load-independent: images per CPU-second of this process (meaningless with workers).
+      'images_per_cpu_s': round(raw_per_cpu_s), 'png_images_per_cpu_s': round(png_per_cpu_s),
+      'load_average_1m': round(os.getloadavg()[0], 1),
       'batch_size': config.batch_size, 'worker_count': config.dataset.worker_count,
       'read_threads': config.dataset.read_threads,
       'num_examples': _NUM_EXAMPLES.value, 'seconds': _SECONDS.value,
