@@ -148,3 +148,13 @@ def test_prepared_dataset_checks(tmp_path):
   info_file.write_text(json.dumps(info))
   with pytest.raises(data.DataError, match='stored as tfrecord.*ArrayRecord.*prepare'):
     data.dataset_info(_config('coco:caps', tmp_path / 'out'))
+
+
+def test_undecodable_record_is_named(tmp_path):
+  prepare.prepare('folder', helpers.folder_tree(tmp_path / 'in'), tmp_path / 'out' / 'pets',
+                  image_size=8)
+  features_file = tmp_path / 'out' / 'pets' / '1.0.0' / 'features.json'
+  features_file.write_text(features_file.read_text().replace('"8"', '"4"'))  # Lie about shape.
+  config = _config('folder:pets', tmp_path / 'out', num_classes=3, image_size=4)
+  with pytest.raises(data.DataError, match='Record [0-9]+ cannot be decoded'):
+    next(iter(data.eval_batches(config, 'test', batch_size=2)))
