@@ -29,15 +29,20 @@ def causal_filter(x_BHWC: jnp.ndarray, taps: jnp.ndarray, stack: str) -> jnp.nda
   x_BHWC = x_BHWC.astype(jnp.float32)
   taps = taps.astype(jnp.float32)
   if stack == 'vertical':
-    circular_HXC = jnp.concatenate([taps[:, width - 1:], jnp.zeros_like(taps[:, :1]),
-                                    taps[:, :width - 1]], axis=1)  # dx mod 2W
-    k_f = jnp.fft.rfft(circular_HXC, axis=1)  # [dy, w, C]
+    k_f = vertical_taps_f(taps, width)  # [dy, w, C]
     x_f = jnp.fft.rfft(x_BHWC, n=2 * width, axis=2)  # [B, r, w, C]
     y_f = jnp.einsum('irwc,brwc->biwc', toeplitz(k_f, height), x_f)
     return jnp.fft.irfft(y_f, n=2 * width, axis=2)[:, :, :width]
   if stack == 'horizontal':
     return jnp.einsum('jkc,bikc->bijc', toeplitz(taps, width), x_BHWC)
   raise ValueError(f'unknown stack {stack!r}')
+
+
+def vertical_taps_f(taps_HXC: jnp.ndarray, width: int) -> jnp.ndarray:
+  """Vertical taps [H, 2W-1, C] -> their rfft over dx taken mod 2W, [H, W+1, C] complex."""
+  circular_HXC = jnp.concatenate([taps_HXC[:, width - 1:], jnp.zeros_like(taps_HXC[:, :1]),
+                                  taps_HXC[:, :width - 1]], axis=1)  # dx mod 2W
+  return jnp.fft.rfft(circular_HXC, axis=1)
 
 
 def toeplitz(taps_N: jnp.ndarray, n: int) -> jnp.ndarray:
