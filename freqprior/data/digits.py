@@ -43,7 +43,7 @@ def ensure_built(data_dir: str) -> epath.Path:
         output, features,
         {'train': examples(range(num_train)), 'test': examples(range(num_train, len(labels_N)))},
         description='scikit-learn load_digits(), 8x8 grey, values scaled to 0..255.')
-  except (FileExistsError, OSError):
+  except OSError:  # Includes FileExistsError.
     if not output.exists():  # Another process finishing first is fine; anything else is not.
       raise
   return output
