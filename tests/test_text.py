@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from freqprior.models import guidance
+from freqprior.models import heads
 from freqprior.models import text
 from freqprior.models import tokenizer
 
@@ -183,3 +184,23 @@ def test_guided_logits():
   np.testing.assert_allclose(guidance.guided_logits(cond, uncond, 0.0), uncond, atol=1e-6)
   np.testing.assert_allclose(guidance.guided_logits(cond, uncond, 3.0),
                              3 * cond - 2 * uncond, atol=1e-5)
+
+
+@pytest.mark.parametrize('head', ['categorical', 'logistic_mixture'])
+def test_subpixel_log_probs_are_the_heads_distribution(head):
+  """Normalised over the 256 values, equal to the head's score of the actual value, and blind to
+  the pixel's later channels."""
+  module = (heads.CategoricalHead(3, 16) if head == 'categorical'
+            else heads.LogisticMixtureHead(3, 4, 16))
+  features_BF = jax.random.normal(jax.random.key(0), (2, 8))
+  pixel_BC = jnp.array([[10, 200, 30], [255, 0, 128]], jnp.uint8)
+  params = module.init(jax.random.key(1), features_BF[:, None, None], pixel_BC[:, None, None])
+  apply = lambda f, x: module.apply(params, f, x)
+  actual_BC = apply(features_BF[:, None, None], pixel_BC[:, None, None])[:, 0, 0]
+  for c in range(3):
+    logp_BK = guidance.subpixel_log_probs(apply, features_BF, pixel_BC, c)
+    np.testing.assert_allclose(jax.nn.logsumexp(logp_BK, -1), 0.0, atol=1e-4)
+    np.testing.assert_allclose(logp_BK[jnp.arange(2), pixel_BC[:, c]], actual_BC[:, c], atol=1e-5)
+    later = pixel_BC.at[:, c:].set(7)  # channel c itself is replaced by every value anyway
+    np.testing.assert_array_equal(guidance.subpixel_log_probs(apply, features_BF, later, c),
+                                  logp_BK)

@@ -10,11 +10,12 @@ values given everything sampled before it. For the categorical head these are it
 logistic mixture, the discretized mixture's 256 bin probabilities (channel means and mixture
 weights conditioned on the subpixel's earlier channels). s = 1 is exactly the unguided model.
 """
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 
+from freqprior.models import heads as heads_lib
 from freqprior.models import tokenizer
 
 
@@ -46,3 +47,21 @@ def guided_logits(cond_BxK: jnp.ndarray, uncond_BxK: Optional[jnp.ndarray],
   if scale == 1.0:
     return cond_BxK
   return uncond_BxK + scale * (cond_BxK - uncond_BxK)
+
+
+def subpixel_log_probs(head: Callable, features_BF: jnp.ndarray, pixel_BC: jnp.ndarray,
+                       channel: int) -> jnp.ndarray:
+  """log p(x_c = k | x_<c, earlier pixels) for all k, [B, 256], from either head.
+
+  head: (features [N, 1, 1, F], images [N, 1, 1, C]) -> per-subpixel log-likelihoods, e.g. the
+  model's output head. It scores the pixel with channel c set to each of the 256 values; the heads
+  are autoregressive over channels, so channels after c play no part.
+  """
+  batch, channels = pixel_BC.shape
+  values_K = jnp.arange(heads_lib.NUM_VALUES, dtype=pixel_BC.dtype)
+  candidates_KBC = jnp.broadcast_to(pixel_BC, (len(values_K), batch, channels))
+  candidates_KBC = candidates_KBC.at[:, :, channel].set(values_K[:, None])
+  features_KBF = jnp.broadcast_to(features_BF, (len(values_K), *features_BF.shape))
+  logp_KBC = head(features_KBF.reshape(-1, 1, 1, features_BF.shape[-1]),
+                  candidates_KBC.reshape(-1, 1, 1, channels)).reshape(len(values_K), batch, channels)
+  return logp_KBC[:, :, channel].T

@@ -68,10 +68,10 @@ def load_prompts(prompt: Union[str, Sequence[str]], prompt_file: str, num: int) 
     prompts = path.read_text(encoding='utf-8').splitlines()
     if not prompts:
       raise ValueError(f'config.sample.prompt_file={prompt_file!r} holds no prompts')
-  elif isinstance(prompt, str):
-    prompts = [prompt]
+  elif isinstance(prompt, (list, tuple)):
+    prompts = [str(p) for p in prompt]
   else:
-    prompts = list(prompt)
+    prompts = [str(prompt)]  # a command-line override may parse '7' as an int
     if not prompts:
       raise ValueError('config.sample.prompt is an empty list')
   return list(itertools.islice(itertools.cycle(prompts), num))
