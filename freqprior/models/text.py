@@ -13,6 +13,17 @@ import jax.numpy as jnp
 from freqprior.models import tokenizer
 
 
+class TextConfig(NamedTuple):
+  """Prompt conditioning of a model: mode and the encoder's and cross-attention's shape."""
+  mode: str  # 'pooled' (gated fusion in every block) or 'cross_attention'
+  width: int = 64
+  depth: int = 2
+  heads: int = 4
+  max_length: int = 64  # tokens, BOS and EOS included
+  cross_attention_blocks: tuple[int, ...] = ()
+  cross_attention_heads: int = 4
+
+
 class TextFeatures(NamedTuple):
   tokens_BTD: jnp.ndarray  # per-token features (padding positions hold finite junk)
   mask_BT: jnp.ndarray  # True for BOS, the prompt's bytes and EOS; False for padding
