@@ -1,0 +1,99 @@
+"""main.py on bad input: clear errors, and the workdir's files exactly as they were."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model.head_width=16',
+        '--config.batch_size=16', '--config.num_train_steps=2', '--config.eval_every_steps=2',
+        '--config.checkpoint_every_steps=2', '--config.log_every_steps=1',
+        '--config.eval.samples=False']
+
+
+def _main(workdir, *flags, config='configs/digits.py'):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, 'main.py', f'--config={config}', f'--workdir={workdir}',
+                         *TINY, *flags], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+def _snapshot(path) -> dict:
+  """Every file and folder under `path` with its size, content hash and mtime."""
+  result = {}
+  for folder, dirs, files in os.walk(path):
+    for name in dirs:
+      result[os.path.relpath(os.path.join(folder, name), path)] = 'dir'
+    for name in files:
+      full = os.path.join(folder, name)
+      with open(full, 'rb') as f:
+        result[os.path.relpath(full, path)] = (os.path.getsize(full), os.stat(full).st_mtime_ns,
+                                               hashlib.sha256(f.read()).hexdigest())
+  return result
+
+
+@pytest.fixture(scope='module')
+def trained_workdir(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('trained')
+  out = _main(workdir)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert '"split": "test"' in out.stdout
+  return workdir
+
+
+def test_unknown_config_key(tmp_path):
+  workdir = tmp_path / 'new'
+  out = _main(workdir, '--config.model.no_such_key=3')
+  assert out.returncode != 0
+  assert 'no_such_key' in out.stderr
+  assert not workdir.exists()
+
+
+def test_unknown_dataset(trained_workdir):
+  before = _snapshot(trained_workdir)
+  out = _main(trained_workdir, '--config.dataset.name=no_such_dataset')
+  assert out.returncode != 0
+  assert "Unknown dataset 'no_such_dataset'" in out.stderr or 'no_such_dataset' in (
+      out.stderr.strip().splitlines()[-1])
+  assert _snapshot(trained_workdir) == before
+
+
+@pytest.mark.parametrize('mode', ['train', 'eval'])
+def test_workdir_of_another_model(trained_workdir, mode):
+  before = _snapshot(trained_workdir)
+  out = _main(trained_workdir, f'--mode={mode}', '--config.model.width=12')
+  assert out.returncode != 0
+  last_line = out.stderr.strip().splitlines()[-1]
+  assert 'holds a differently shaped model' in last_line, out.stderr[-3000:]
+  assert 'model.width: checkpoint 8, config 12' in last_line
+  assert _snapshot(trained_workdir) == before
+
+
+def test_eval_mode_reports_and_writes_json(trained_workdir):
+  out = _main(trained_workdir, '--mode=eval')
+  assert out.returncode == 0, out.stderr[-3000:]
+  last = out.stdout.strip().splitlines()[-1]
+  assert last.startswith('{"split": "test", "bpd": ') and '"num_examples": 297' in last
+  assert (trained_workdir / 'eval' / 'test_step2.json').read_text().strip() == last
+
+
+def test_unwritable_workdir(tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('keep me')
+  out = _main(blocker / 'workdir')
+  assert out.returncode != 0
+  assert 'is not a writable directory' in out.stderr.strip().splitlines()[-1]
+  assert blocker.read_text() == 'keep me'
+  if os.geteuid() != 0:  # root writes through permission bits
+    readonly = tmp_path / 'readonly'
+    readonly.mkdir()
+    (readonly / 'keep.txt').write_text('x')
+    before = _snapshot(readonly)
+    readonly.chmod(0o555)
+    out = _main(readonly)
+    readonly.chmod(0o755)
+    assert out.returncode != 0
+    assert 'is not a writable directory' in out.stderr
+    assert _snapshot(readonly) == before
