@@ -137,9 +137,8 @@ def sampling_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
   axes = tuple(config.mesh.axes)
   if 'data' not in axes:
     raise ValueError(f"config.mesh.axes={axes} must include 'data'")
-  return jax.make_mesh(tuple(-1 if a == 'data' else 1 for a in axes) and
-                       tuple(jax.device_count() if a == 'data' else 1 for a in axes), axes,
-                       axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
+  shape = tuple(jax.device_count() if a == 'data' else 1 for a in axes)
+  return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
 
 
 def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int = -1):
@@ -149,7 +148,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int = 
   from freqprior import state as state_lib  # pylint: disable=g-import-not-at-top
   model = models.build_model(config)
   abstract = state_lib.abstract_state(model, config, state_lib.make_optimizer(config))
-  shardings = mesh_lib.state_shardings(abstract, sampling_mesh(config), fsdp=False)
+  replicated = mesh_lib.replicated(sampling_mesh(config))
+  shardings = jax.tree.map(lambda _: replicated, abstract)
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, read_only=True)
   try:
     step = checkpoints.resolve_step(step, 'best')
@@ -166,11 +166,7 @@ def sample_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   method, temperature = check_options(config)
   labels = parse_labels(config)
   params, step = restore_params(config, workdir, config.sample.step)
-  if labels is None:
-    labels_or_none = None
-  else:
-    labels_or_none = labels
-  images = generate(params, config, labels_or_none, jax.random.key(config.sample.seed),
+  images = generate(params, config, labels, jax.random.key(config.sample.seed),
                     method=method, temperature=temperature, on_row=on_row)
   return images, step
 
