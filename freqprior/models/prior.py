@@ -29,10 +29,10 @@ def causal_filter(x_BHWC: jnp.ndarray, taps: jnp.ndarray, stack: str) -> jnp.nda
   x_BHWC = x_BHWC.astype(jnp.float32)
   taps = taps.astype(jnp.float32)
   if stack == 'vertical':
-    k_f = vertical_taps_f(taps, width)  # [dy, w, C]
-    x_f = jnp.fft.rfft(x_BHWC, n=2 * width, axis=2)  # [B, r, w, C]
-    y_f = jnp.einsum('irwc,brwc->biwc', toeplitz(k_f, height), x_f)
-    return jnp.fft.irfft(y_f, n=2 * width, axis=2)[:, :, :width]
+    t_f = toeplitz(vertical_taps_f(taps, width), height)  # [i, r, w, C]
+    x_f = jnp.fft.rfft(x_BHWC.transpose(0, 3, 1, 2), n=2 * width)  # [B, C, r, w]: FFT axis last
+    y_f = jnp.einsum('irwc,bcrw->bciw', t_f, x_f)
+    return jnp.fft.irfft(y_f, n=2 * width)[..., :width].transpose(0, 2, 3, 1)
   if stack == 'horizontal':
     return jnp.einsum('jkc,bikc->bijc', toeplitz(taps, width), x_BHWC)
   raise ValueError(f'unknown stack {stack!r}')
@@ -47,9 +47,8 @@ def vertical_taps_f(taps_HXC: jnp.ndarray, width: int) -> jnp.ndarray:
 
 def toeplitz(taps_N: jnp.ndarray, n: int) -> jnp.ndarray:
   """T[i, r] = taps[i - r] for r <= i, exactly 0 otherwise (leading axis of taps: the lag)."""
-  lag = jnp.arange(n)[:, None] - jnp.arange(n)[None, :]
-  mask = (lag >= 0).reshape(n, n, *(1,) * (taps_N.ndim - 1))
-  return jnp.where(mask, taps_N[jnp.clip(lag, 0, n - 1)], 0)
+  padded = jnp.concatenate([jnp.zeros_like(taps_N[1:n]), taps_N[:n]], axis=0)  # lags 1-n .. n-1
+  return jnp.stack([jnp.flip(padded[i:i + n], 0) for i in range(n)])  # slices, not a gather
 
 
 def tap_offsets(stack: str, height: int, width: int) -> jnp.ndarray:
