@@ -1,9 +1,10 @@
 """grain pipelines: an endless, checkpointable training iterator and exact-coverage eval batches.
 
 Both shuffle, shard and batch record *indices* with `grain.MapDataset`, then read and decode a
-whole batch at once, so every batch is a pure function of (seed, batch position): the stream is
-the same with any number of reader threads or worker processes, and it resumes exactly from a
-checkpointed iterator state. Each process reads a disjoint contiguous block of every split.
+block of them at once (training: 256 examples, cut into batches by grain's rebatching), so every
+batch is a pure function of the seed and its position: the stream is the same with any number of
+reader threads or worker processes, and it resumes exactly from a checkpointed iterator state.
+Each process reads a disjoint contiguous block of every split.
 """
 import dataclasses
 
@@ -14,6 +15,10 @@ import numpy as np
 
 from freqprior.data import decode
 from freqprior.data import sources
+
+
+# Records fetched per read call: array_record starts a thread pool per call, so small calls cost.
+_READ_EXAMPLES = 256
 
 
 def _process(process_index: int | None, process_count: int | None) -> tuple[int, int]:
@@ -71,8 +76,8 @@ class _Loader:
 class _TrainBatch:
   loader: _Loader
 
-  def __call__(self, batch_position: int, indices_B: np.ndarray) -> dict[str, np.ndarray]:
-    return self.loader.load(indices_B, batch_position)
+  def __call__(self, block_position: int, indices_B: np.ndarray) -> dict[str, np.ndarray]:
+    return self.loader.load(indices_B, block_position)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,13 +123,14 @@ def train_iterator(config: ml_collections.ConfigDict, *, seed: int | None = None
                             f'examples, fewer than its batch of {batch_size}.')
   seed = config.seed if seed is None else seed
   loader = _Loader(source, dataset, seed, train=True, random_flip=config.dataset.random_flip)
-  batches = (grain.MapDataset.source(host_indices).seed(seed).shuffle().repeat()
-             .batch(batch_size, drop_remainder=True).map_with_index(_TrainBatch(loader)))
-  stream = batches.to_iter_dataset(_read_options(config))
+  read_size = batch_size * max(1, _READ_EXAMPLES // batch_size)
+  blocks = (grain.MapDataset.source(host_indices).seed(seed).shuffle().repeat()
+            .batch(read_size, drop_remainder=True).map_with_index(_TrainBatch(loader)))
+  stream = blocks.to_iter_dataset(_read_options(config))
   if config.dataset.worker_count:
     stream = stream.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=config.dataset.worker_count))
-  return iter(stream)
+  return iter(grain.experimental.RebatchIterDataset(stream, batch_size, drop_remainder=True))
 
 
 def eval_batches(config: ml_collections.ConfigDict, split: str = 'test',
