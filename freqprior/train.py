@@ -62,7 +62,7 @@ def make_train_step(model, config: ml_collections.ConfigDict,
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               ema_params=state_lib.ema_update(state.ema_params, params, decay))
     metrics = metrics_lib.TrainMetrics.single_from_model_output(
-        loss=loss, bpd=loss / math.log(2.0), grad_norm=optax.global_norm(grads),
+        loss=loss, bpd=loss / math.log(2.0), grad_norm=optax.tree.norm(grads),
         learning_rate=schedule(state.step))
     return new_state, metrics
 
