@@ -10,6 +10,7 @@ checked before anything is restored or written.
 """
 import functools
 import sys
+import uuid
 from typing import Callable, Optional
 
 from etils import epath
@@ -69,14 +70,22 @@ def parse_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
 # ------------------------------------------------------------------------------------------------
 # Sampling from parameters.
 # ------------------------------------------------------------------------------------------------
+_row_listener: list[Callable[[int], None]] = []  # set by `generate` while it runs
+
+
+def _report_row(row) -> None:
+  for listener in _row_listener:
+    listener(int(row))
+
+
 @functools.lru_cache(maxsize=16)
-def _compiled(frozen: ml_collections.FrozenConfigDict, method: str,
-              on_row: Optional[Callable]) -> Callable:
+def _compiled(frozen: ml_collections.FrozenConfigDict, method: str, report_rows: bool
+              ) -> Callable:
   """jit((params, keys_B, labels_B, temperature) -> uint8 [B, H, W, C]) for one model config."""
   model = models.build_model(frozen)
   size, channels = frozen.dataset.image_size, frozen.dataset.channels
   sampler = functools.partial(SAMPLERS[method], image_shape=(size, size, channels),
-                              on_row=on_row)
+                              on_row=_report_row if report_rows else None)
 
   def run(params, keys_B, labels_B, temperature):
     return model.apply({'params': params}, labels_B, keys_B, temperature, method=sampler)
@@ -99,13 +108,13 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 def generate(params, config: ml_collections.ConfigDict, labels, rng: jax.Array, *,
              method: Optional[str] = None, temperature: Optional[float] = None,
-             on_row: Optional[Callable[[int], None]] = None) -> np.ndarray:
+             on_row: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
   """Draws uint8 images [N, H, W, C] from `params` (the EMA ones, for a trained run).
 
   labels: int32 [N], or None (N = config.sample.num_images; the null label if the model is
   conditional). Image n uses the key fold_in(rng, n), so it does not depend on N or on
-  config.sample.batch_size. method / temperature default to config.sample. `on_row(i)` is
-  called on the host after row i of each batch (progress).
+  config.sample.batch_size. method / temperature default to config.sample. `on_row(done,
+  total)` is called on the host as image rows (of all batches) complete: progress.
   """
   method, temperature = check_options(config, method, temperature)
   num_images = config.sample.num_images if labels is None else len(labels)
@@ -115,17 +124,25 @@ def generate(params, config: ml_collections.ConfigDict, labels, rng: jax.Array, 
   if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
     rng = jax.random.wrap_key_data(rng)
   sampler = _compiled(ml_collections.FrozenConfigDict(
-      {'model': config.model, 'dataset': config.dataset}), method, on_row)
+      {'model': config.model, 'dataset': config.dataset}), method, on_row is not None)
   sharding, divisor = _batch_layout(params)
   batch = -(-min(config.sample.batch_size, num_images) // divisor) * divisor
-  chunks = []
-  for start in range(0, num_images, batch):
-    index_B = np.arange(start, start + batch)  # past N: padding, dropped below
-    keys_B = jax.vmap(jax.random.fold_in, (None, 0))(rng, index_B)
-    labels_B = None if labels is None else np.resize(np.asarray(labels, np.int32)[start:], batch)
-    if sharding is not None:
-      keys_B, labels_B = jax.device_put((keys_B, labels_B), sharding)
-    chunks.append(_to_host(sampler(params, keys_B, labels_B, jnp.float32(temperature))))
+  chunks, height = [], config.dataset.image_size
+  total_rows = -(-num_images // batch) * height
+  try:
+    for start in range(0, num_images, batch):
+      first_row = start // batch * height
+      _row_listener[:] = [] if on_row is None else [
+          lambda row, first_row=first_row: on_row(first_row + row + 1, total_rows)]
+      index_B = np.arange(start, start + batch)  # past N: padding, dropped below
+      keys_B = jax.vmap(jax.random.fold_in, (None, 0))(rng, index_B)
+      labels_B = (None if labels is None
+                  else np.resize(np.asarray(labels, np.int32)[start:], batch))
+      if sharding is not None:
+        keys_B, labels_B = jax.device_put((keys_B, labels_B), sharding)
+      chunks.append(_to_host(sampler(params, keys_B, labels_B, jnp.float32(temperature))))
+  finally:
+    _row_listener.clear()
   return np.concatenate(chunks)[:num_images]
 
 
@@ -160,7 +177,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int = 
 
 
 def sample_checkpoint(config: ml_collections.ConfigDict, workdir: str,
-                      on_row: Optional[Callable[[int], None]] = None) -> tuple[np.ndarray, int]:
+                      on_row: Optional[Callable[[int, int], None]] = None
+                      ) -> tuple[np.ndarray, int]:
   """Restore + sample for notebooks: (uint8 [N, H, W, C], step), all options from
   config.sample (num_images, class_label, temperature, seed, method, step, batch_size)."""
   method, temperature = check_options(config)
@@ -172,56 +190,49 @@ def sample_checkpoint(config: ml_collections.ConfigDict, workdir: str,
 
 
 class RowProgress:
-  """A one-line text progress bar of image rows done, over all batches."""
+  """A one-line text progress bar of image rows done (each device may report a row)."""
 
-  def __init__(self, total_rows: int, height: int, stream=sys.stderr):
-    self.total, self.height, self.stream = total_rows, height, stream
-    self.done, self.batch, self.last_row = 0, 0, -1
+  def __init__(self, stream=sys.stderr, width: int = 30):
+    self.stream, self.width, self.done = stream, width, 0
 
-  def __call__(self, row) -> None:
-    row = int(row)
-    if row <= self.last_row and row != 0:
-      return  # the same row reported by another device
-    if row == 0 and self.last_row == self.height - 1:
-      self.batch, self.last_row = self.batch + 1, -1
-    if row > self.last_row:
-      self.last_row = row
-      self.done = self.batch * self.height + row + 1
-      filled = 30 * self.done // self.total
-      self.stream.write(f'\rsampling rows {self.done}/{self.total} '
-                        f'[{"#" * filled}{"." * (30 - filled)}]')
-      if self.done == self.total:
-        self.stream.write('\n')
-      self.stream.flush()
+  def __call__(self, done: int, total: int) -> None:
+    if done <= self.done:
+      return
+    self.done = done
+    filled = self.width * done // total
+    self.stream.write(f'\rsampling: {done}/{total} rows [{"#" * filled}'
+                      f'{"." * (self.width - filled)}]' + ('\n' if done == total else ''))
+    self.stream.flush()
 
 
 def write_images(images_NHWC: np.ndarray, directory: epath.Path, columns: int) -> None:
-  """directory/grid.png (scaled up to >= GRID_MIN_SIZE px) and directory/<n>.png per image."""
+  """directory/grid.png (scaled up to >= GRID_MIN_SIZE px) and directory/<nnnn>.png per image,
+  written beside it first and then moved in place of any earlier samples of that step."""
   from freqprior.train import image_grid  # pylint: disable=g-import-not-at-top
   to_pil = lambda a: Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
-  directory.mkdir(parents=True, exist_ok=True)
+  tmp = directory.parent / f'.{directory.name}.tmp-{uuid.uuid4().hex}'
+  tmp.mkdir(parents=True)
   for n, image in enumerate(images_NHWC):
-    with (directory / f'{n:04d}.png').open('wb') as f:
+    with (tmp / f'{n:04d}.png').open('wb') as f:
       to_pil(image).save(f, format='PNG')
   grid = image_grid(images_NHWC, columns)
   scale = max(1, GRID_MIN_SIZE // max(grid.shape[:2]))
-  with (directory / 'grid.png').open('wb') as f:
+  with (tmp / 'grid.png').open('wb') as f:
     to_pil(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(
         f, format='PNG')
+  if directory.exists():
+    directory.rmtree()
+  tmp.rename(directory)
 
 
 def sample_main(config: ml_collections.ConfigDict, workdir: str) -> epath.Path:
   """--mode=sample: restore, sample with a progress bar, write DIR/samples/<step>/; returns it."""
-  check_options(config)
-  parse_labels(config)
-  num_images, batch = config.sample.num_images, config.sample.batch_size
-  height = config.dataset.image_size
-  progress = RowProgress(-(-num_images // batch) * height, height)
-  images, step = sample_checkpoint(config, workdir, on_row=progress)
+  images, step = sample_checkpoint(config, workdir, on_row=RowProgress())  # checks inputs first
+  num_images = len(images)
   directory = epath.Path(workdir) / 'samples' / str(step)
   if jax.process_index() == 0:
     labels = parse_labels(config)
-    columns = len(set(labels.tolist())) if labels is not None else 0
+    columns = len(set(labels.tolist())) if labels is not None else 0  # one class per column
     columns = columns if 1 < columns <= 16 else int(np.ceil(np.sqrt(num_images)))
     write_images(images, directory, columns)
     print(f'wrote {num_images} samples of step {step} to {directory}', flush=True)
