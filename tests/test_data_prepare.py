@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
 import numpy as np
 import pytest
 
@@ -68,8 +71,10 @@ def test_cli_writes_and_reports(tmp_path):
   done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
   assert done.returncode == 0, done.stderr
   assert 'config.dataset.name="folder:pets"' in done.stdout
-  again = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-  assert again.returncode != 0 and 'never overwritten' in again.stderr
+  flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(source='folder', input=str(root), output=str(tmp_path / 'out' / 'pets')):
+    with pytest.raises(app.UsageError, match='never overwritten'):
+      prepare.main([])
 
 
 def _assert_nothing_left(parent, name):

@@ -123,7 +123,7 @@ def train_iterator(config: ml_collections.ConfigDict, *, seed: int | None = None
                             f'examples, fewer than its batch of {batch_size}.')
   seed = config.seed if seed is None else seed
   loader = _Loader(source, dataset, seed, train=True, random_flip=config.dataset.random_flip)
-  read_size = batch_size * max(1, _READ_EXAMPLES // batch_size)
+  read_size = batch_size * max(1, min(_READ_EXAMPLES, len(host_indices)) // batch_size)
   blocks = (grain.MapDataset.source(host_indices).seed(seed).shuffle().repeat()
             .batch(read_size, drop_remainder=True).map_with_index(_TrainBatch(loader)))
   stream = blocks.to_iter_dataset(_read_options(config))
