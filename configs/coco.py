@@ -26,6 +26,13 @@ def get_config():
   config.dataset.validation_examples = 5000
   config.model.class_conditional = False
   config.model.text = 'cross_attention'
+  config.model.text_width = 256
+  config.model.text_depth = 4
+  config.model.text_heads = 8
+  config.model.max_prompt_length = 128
+  config.model.cross_attention_blocks = '1,3,5,7,9,11'
+  config.model.cross_attention_heads = 8
+  config.model.cond_dropout = 0.1
   config.model.head = 'logistic_mixture'
   config.model.num_mixtures = 10
   config.model.width = 160

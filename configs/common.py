@@ -35,7 +35,17 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.frequency_prior = True
   config.model.prior_blocks = 'all'  # 'all', 'last', or block indices such as '1,3'
   config.model.prior_kernel = 'full'  # 'full' spatial kernel, or 'implicit' (any resolution)
+  # Prompt conditioning (byte-level UTF-8 tokens, a pre-LN transformer encoder trained jointly):
+  # 'none'; 'pooled': the mean-pooled prompt gated into every block, h + sigmoid(W_g e) * W_v e;
+  # 'cross_attention': every image position attends to the prompt tokens in the blocks below.
   config.model.text = 'none'  # 'none' | 'pooled' | 'cross_attention'
+  config.model.text_width = 64
+  config.model.text_depth = 2
+  config.model.text_heads = 4
+  config.model.max_prompt_length = 64  # tokens: UTF-8 bytes + BOS + EOS; longer prompts truncated
+  config.model.cross_attention_blocks = 'all'  # 'all', 'last', or block indices such as '1,3'
+  config.model.cross_attention_heads = 4  # must divide config.model.width
+  config.model.cond_dropout = 0.0  # training: P(label and prompt -> null inputs), for guidance
   config.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16'
 
   config.optim = ml_collections.ConfigDict()
@@ -64,6 +74,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.sample.temperature = 1.0
   config.sample.seed = 0
   config.sample.class_label = '0,1,2,3,4,5,6,7,8,9'  # one label or a comma list cycled
+  # text models: one prompt, or a list cycled over the images ('' and no file: unconditional)
+  config.sample.prompt = ml_collections.FieldReference('', field_type=object)
+  config.sample.prompt_file = ''  # or one prompt a line, cycled
+  config.sample.guidance_scale = 1.0  # classifier-free guidance; 1.0 = off
   config.sample.method = 'cached'  # or 'naive'
   config.sample.step = -1  # -1: best checkpoint
   return config

@@ -7,13 +7,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from freqprior.models import text as text_lib
+from freqprior.models import tokenizer
 from freqprior.models.pixelcnn import PixelCNN
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-def prior_block_indices(spec: str, num_blocks: int, enabled: bool = True) -> tuple[int, ...]:
-  """Parses config.model.prior_blocks: 'all', 'last', 'none' or indices such as '1,3'."""
+def prior_block_indices(spec: str, num_blocks: int, enabled: bool = True,
+                        key: str = 'prior_blocks') -> tuple[int, ...]:
+  """Parses config.model.<key>: 'all', 'last', 'none' or indices such as '1,3'."""
   if not enabled or spec == 'none':
     return ()
   if spec == 'all':
@@ -23,10 +26,10 @@ def prior_block_indices(spec: str, num_blocks: int, enabled: bool = True) -> tup
   try:
     indices = tuple(sorted({int(s) for s in spec.split(',')}))
   except ValueError:
-    raise ValueError(f"config.model.prior_blocks must be 'all', 'last', 'none' or block "
+    raise ValueError(f"config.model.{key} must be 'all', 'last', 'none' or block "
                      f'indices like "1,3"; got {spec!r}') from None
   if any(not 0 <= i < num_blocks for i in indices):
-    raise ValueError(f'config.model.prior_blocks={spec!r} names a block outside '
+    raise ValueError(f'config.model.{key}={spec!r} names a block outside '
                      f'0..{num_blocks - 1} (config.model.num_blocks={num_blocks})')
   return indices
 
@@ -48,7 +51,39 @@ def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
       prior_blocks=prior_block_indices(m.prior_blocks, m.num_blocks, m.frequency_prior),
       prior_kernel=m.prior_kernel,
       dtype=DTYPES[m.dtype],
+      text=text_config(config),
+      cond_dropout=m.cond_dropout,
   )
+
+
+def text_config(config: ml_collections.ConfigDict) -> Optional[text_lib.TextConfig]:
+  """The prompt conditioning `config.model` asks for; None for config.model.text == 'none'."""
+  m = config.model
+  if m.text == 'none':
+    return None
+  if m.text not in ('pooled', 'cross_attention'):
+    raise ValueError(f"config.model.text must be 'none', 'pooled' or 'cross_attention', "
+                     f'got {m.text!r}')
+  for key, width in (('text_heads', m.text_width), ('cross_attention_heads', m.width)):
+    if width % m[key]:
+      raise ValueError(f'config.model.{key}={m[key]} must divide the width {width}')
+  blocks = prior_block_indices(m.cross_attention_blocks, m.num_blocks,
+                               key='cross_attention_blocks')
+  return text_lib.TextConfig(m.text, m.text_width, m.text_depth, m.text_heads,
+                             m.max_prompt_length, blocks, m.cross_attention_heads)
+
+
+def prompt_tokens(prompts: Optional[Sequence[str]], batch: int,
+                  config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
+  """Prompts -> int32 tokens [B, config.model.max_prompt_length]; None stays None."""
+  if prompts is None:
+    return None
+  if config.model.text == 'none':
+    raise ValueError("prompts were given to a model without text conditioning "
+                     "(config.model.text == 'none')")
+  if isinstance(prompts, (str, bytes)) or len(prompts) != batch:
+    raise ValueError(f'prompts must be a sequence of B={batch} strings, got {prompts!r}')
+  return tokenizer.tokenize(prompts, config.model.max_prompt_length)
 
 
 def dummy_inputs(config: ml_collections.ConfigDict, batch: int = 1):
@@ -100,16 +135,15 @@ def build_log_prob(config: ml_collections.ConfigDict, seed: int = 0) -> Callable
   natural-log likelihoods under a freshly initialised model built from `config`."""
   model = build_model(config)
   params = init_params(model, config, jax.random.key(seed))
-  apply = jax.jit(lambda images, labels: model.apply({'params': params}, images, labels))
+  apply = jax.jit(lambda images, labels, tokens: model.apply({'params': params}, images, labels,
+                                                              tokens_BT=tokens))
 
   def log_prob(images, labels=None, prompts: Optional[Sequence[str]] = None):
     images = np.asarray(images)
     check_images(images, config)
     check_labels(labels, images.shape[0], config)
-    if prompts is not None and config.model.text == 'none':
-      raise ValueError("prompts were given to a model without text conditioning "
-                       "(config.model.text == 'none')")
+    tokens = prompt_tokens(prompts, images.shape[0], config)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    return apply(jnp.asarray(images), labels)
+    return apply(jnp.asarray(images), labels, None if tokens is None else jnp.asarray(tokens))
 
   return log_prob

@@ -2,16 +2,20 @@
 
 Vertical stack features at (i, j) see pixels in rows < i; horizontal stack features see those
 and the pixels (i, j' < j). Normalizations are per position over channels only (never over
-H, W or the batch), so nothing pools information across positions.
+H, W or the batch), so nothing pools information across positions. A text prompt (models/text.py)
+enters each position on its own: gated fusion of the pooled prompt, or cross-attention to it.
 """
 from typing import Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from freqprior.models import guidance
 from freqprior.models import heads as heads_lib
 from freqprior.models import layers
 from freqprior.models import prior as prior_lib
+from freqprior.models import text as text_lib
+from freqprior.models import tokenizer
 
 
 class GatedResidual(nn.Module):
@@ -50,6 +54,8 @@ class PixelCNN(nn.Module):
   prior_blocks: tuple[int, ...] = ()
   prior_kernel: str = 'full'
   dtype: jnp.dtype = jnp.float32
+  text: Optional[text_lib.TextConfig] = None  # None: no prompt conditioning
+  cond_dropout: float = 0.0  # training: P(label and prompt -> null inputs)
 
   def setup(self):
     if self.head == 'categorical':
@@ -61,14 +67,15 @@ class PixelCNN(nn.Module):
       raise ValueError(f"config.model.head must be 'categorical' or 'logistic_mixture', "
                        f'got {self.head!r}')
     self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
-                             self.dropout, self.prior_blocks, self.prior_kernel, self.dtype)
+                             self.dropout, self.prior_blocks, self.prior_kernel, self.dtype,
+                             self.text, self.cond_dropout)
 
-  def features(self, images_BHWC, labels_B=None, train=False):
+  def features(self, images_BHWC, labels_B=None, train=False, tokens_BT=None):
     """-> features_BHWF (float32), each seeing only strictly earlier pixels."""
-    return self.backbone(heads_lib.to_unit_range(images_BHWC), labels_B, train)
+    return self.backbone(heads_lib.to_unit_range(images_BHWC), labels_B, train, tokens_BT)
 
-  def __call__(self, images_BHWC, labels_B=None, train=False):
-    return self.output_head(self.features(images_BHWC, labels_B, train), images_BHWC)
+  def __call__(self, images_BHWC, labels_B=None, train=False, tokens_BT=None):
+    return self.output_head(self.features(images_BHWC, labels_B, train, tokens_BT), images_BHWC)
 
 
 class Backbone(nn.Module):
@@ -81,6 +88,8 @@ class Backbone(nn.Module):
   prior_blocks: tuple[int, ...]
   prior_kernel: str
   dtype: jnp.dtype
+  text: Optional[text_lib.TextConfig] = None
+  cond_dropout: float = 0.0
 
   def context(self, labels_B: Optional[jnp.ndarray], batch: int) -> jnp.ndarray:
     """Per-example context vector [B, D]; the learned null context when there is no label."""
@@ -94,10 +103,49 @@ class Backbone(nn.Module):
       labels_B = jnp.full((batch,), self.num_classes, jnp.int32)
     return nn.Embed(self.num_classes + 1, self.cond_dim, name='class_embed')(labels_B)
 
+  def encode_text(self, tokens_BT: Optional[jnp.ndarray], batch: int):
+    """The prompt's TextFeatures (the empty prompt when tokens are None); None without text."""
+    if self.text is None:
+      if tokens_BT is not None:
+        raise ValueError("prompts were given to a model without text conditioning "
+                         "(config.model.text == 'none')")
+      return None
+    if tokens_BT is None:
+      tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.text.max_length))
+    return text_lib.TextEncoder(self.text.width, self.text.depth, self.text.heads, self.dtype,
+                                name='text_encoder')(tokens_BT)
+
+  def add_text(self, x_BxF, text, stack: str, block: int):
+    """Block `block`'s prompt conditioning of one stack's features (any [B, ..., F] slice)."""
+    if text is None:
+      return x_BxF
+    if self.text.mode == 'pooled':
+      return text_lib.GatedFusion(self.dtype, name=f'{stack}_fuse{block}')(x_BxF, text.pooled_BD)
+    if block not in self.text.cross_attention_blocks:
+      return x_BxF
+    return text_lib.CrossAttention(self.text.cross_attention_heads, self.dtype,
+                                   name=f'{stack}_cross{block}')(x_BxF, text)
+
+  def drop_conditioning(self, labels_B, tokens_BT, batch: int):
+    """Training: each example's label and prompt become the null inputs with cond_dropout."""
+    if self.num_classes and labels_B is None:
+      labels_B = jnp.full((batch,), self.num_classes, jnp.int32)
+    if self.text is not None and tokens_BT is None:
+      tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.text.max_length))
+    if labels_B is None and tokens_BT is None:
+      return None, None
+    labels_B, tokens_BT, _ = guidance.drop_conditioning(
+        self.make_rng('dropout'), self.cond_dropout, labels_B, tokens_BT, self.num_classes)
+    return labels_B, tokens_BT
+
   @nn.compact
-  def __call__(self, x_BHWC, labels_B=None, train=False):
-    """x_BHWC: images scaled to [-1, 1]."""
-    cond_BD = self.context(labels_B, x_BHWC.shape[0])
+  def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
+    """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
+    batch = x_BHWC.shape[0]
+    if train and self.cond_dropout > 0:
+      labels_B, tokens_BT = self.drop_conditioning(labels_B, tokens_BT, batch)
+    cond_BD = self.context(labels_B, batch)
+    text = self.encode_text(tokens_BT, batch)
     x_BHWC = x_BHWC.astype(self.dtype)
     conv = lambda kernel, shift, name: layers.ShiftedConv(self.width, kernel, shift, self.dtype,
                                                           name=name)
@@ -113,11 +161,13 @@ class Backbone(nn.Module):
       prior = i in self.prior_blocks
       v_BHWF = GatedResidual(self.width, (2, 3), 'down', self.dropout, self.dtype,
                              name=f'v_block{i}')(v_BHWF, cond_BD, train=train)
+      v_BHWF = self.add_text(v_BHWF, text, 'v', i)
       if prior:  # before h reads v, so one block already sees every earlier pixel
         v_BHWF = v_BHWF + prior_lib.FrequencyPrior('vertical', self.prior_kernel, self.dtype,
                                                    name=f'v_prior{i}')(v_BHWF)
       h_BHWF = GatedResidual(self.width, (2, 2), 'down_right', self.dropout, self.dtype,
                              name=f'h_block{i}')(h_BHWF, cond_BD, v_BHWF, train=train)
+      h_BHWF = self.add_text(h_BHWF, text, 'h', i)
       if prior:
         h_BHWF = h_BHWF + prior_lib.FrequencyPrior('horizontal', self.prior_kernel, self.dtype,
                                                    name=f'h_prior{i}')(h_BHWF)

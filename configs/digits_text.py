@@ -1,0 +1,24 @@
+"""The embedded 8x8 digits conditioned on a prompt ("a handwritten digit 7") instead of a label.
+
+Command:  python main.py --config=configs/digits_text.py --workdir=/tmp/digits_text
+Hardware: 2 CPU cores; no download (images ship inside scikit-learn, captions come from the
+          class names, the tokenizer is byte-level UTF-8).
+Expected: not yet measured. benchmarks/quality.py samples "a handwritten digit 0".."9" and asks a
+          digits classifier to recognise them (target: 80%).
+"""
+from configs import digits
+
+
+def get_config():
+  config = digits.get_config()
+  config.model.class_conditional = False
+  config.model.text = 'cross_attention'
+  config.model.text_width = 32
+  config.model.text_depth = 2
+  config.model.text_heads = 4
+  config.model.max_prompt_length = 32
+  config.model.cross_attention_blocks = 'all'
+  config.model.cross_attention_heads = 4
+  config.model.cond_dropout = 0.1
+  config.sample.prompt = tuple(f'a handwritten digit {d}' for d in range(10))
+  return config
