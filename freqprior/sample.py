@@ -79,15 +79,16 @@ def _report_row(row) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(frozen: ml_collections.FrozenConfigDict, method: str, report_rows: bool
-              ) -> Callable:
-  """jit((params, keys_B, labels_B, temperature) -> uint8 [B, H, W, C]) for one model config."""
+def _compiled(frozen: ml_collections.FrozenConfigDict, method: str, report_rows: bool,
+              impl) -> Callable:
+  """jit((params, key data [B, ...], labels_B, temperature) -> uint8 [B, H, W, C])."""
   model = models.build_model(frozen)
   size, channels = frozen.dataset.image_size, frozen.dataset.channels
   sampler = functools.partial(SAMPLERS[method], image_shape=(size, size, channels),
                               on_row=_report_row if report_rows else None)
 
-  def run(params, keys_B, labels_B, temperature):
+  def run(params, key_data_B, labels_B, temperature):
+    keys_B = jax.random.wrap_key_data(key_data_B, impl=impl)
     return model.apply({'params': params}, labels_B, keys_B, temperature, method=sampler)
 
   return jax.jit(run)
@@ -124,7 +125,8 @@ def generate(params, config: ml_collections.ConfigDict, labels, rng: jax.Array, 
   if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
     rng = jax.random.wrap_key_data(rng)
   sampler = _compiled(ml_collections.FrozenConfigDict(
-      {'model': config.model, 'dataset': config.dataset}), method, on_row is not None)
+      {'model': config.model, 'dataset': config.dataset}), method, on_row is not None,
+      jax.random.key_impl(rng))
   sharding, divisor = _batch_layout(params)
   batch = -(-min(config.sample.batch_size, num_images) // divisor) * divisor
   chunks, height = [], config.dataset.image_size
@@ -135,12 +137,14 @@ def generate(params, config: ml_collections.ConfigDict, labels, rng: jax.Array, 
       _row_listener[:] = [] if on_row is None else [
           lambda row, first_row=first_row: on_row(first_row + row + 1, total_rows)]
       index_B = np.arange(start, start + batch)  # past N: padding, dropped below
-      keys_B = jax.vmap(jax.random.fold_in, (None, 0))(rng, index_B)
+      # Host arrays, identical on every process, so device_put works on any mesh.
+      key_data_B = np.asarray(jax.random.key_data(
+          jax.vmap(jax.random.fold_in, (None, 0))(rng, index_B)))
       labels_B = (None if labels is None
                   else np.resize(np.asarray(labels, np.int32)[start:], batch))
       if sharding is not None:
-        keys_B, labels_B = jax.device_put((keys_B, labels_B), sharding)
-      chunks.append(_to_host(sampler(params, keys_B, labels_B, jnp.float32(temperature))))
+        key_data_B, labels_B = jax.device_put((key_data_B, labels_B), sharding)
+      chunks.append(_to_host(sampler(params, key_data_B, labels_B, np.float32(temperature))))
   finally:
     _row_listener.clear()
   return np.concatenate(chunks)[:num_images]
