@@ -54,7 +54,7 @@ def cache_bytes(config, params, batch: int) -> int:
   size, channels = config.dataset.image_size, config.dataset.channels
 
   def state(m):
-    cond_BD, taps = cached.capture(m, None, (size, size, channels), batch)
+    cond_BD, taps = cached.capture(m, None, (size, size, channels), batch)[:2]
     stepper = cached.Stepper(m.backbone, m.variables['params']['backbone'], cond_BD, taps,
                              (size, size, channels))
     return stepper.init_state(batch)

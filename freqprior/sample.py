@@ -56,7 +56,8 @@ def parse_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
     return None
   if not config.model.class_conditional:
     raise ValueError(f'config.sample.class_label={spec!r} was given to an unconditional model '
-                     "(config.model.class_conditional is False); pass --config.sample.class_label=''")
+                     '(config.model.class_conditional is False); pass '
+                     "--config.sample.class_label=''")
   try:
     labels = [int(s) for s in spec.split(',')]
   except ValueError:

@@ -19,7 +19,8 @@ def _subprocess_main():
   labels = np.arange(10, dtype=np.int32)
   one_device = sample.generate(params, config, labels, jax.random.key(2))
   mesh = jax.make_mesh((4,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
-  replicated = jax.device_put(params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  replicated = jax.device_put(params,
+                              jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   result = {'devices': jax.device_count(), 'one_device': one_device.tolist()}
   for method in ('cached', 'naive'):
     result[method] = sample.generate(replicated, config, labels, jax.random.key(2),
