@@ -65,3 +65,44 @@ def subpixel_log_probs(head: Callable, features_BF: jnp.ndarray, pixel_BC: jnp.n
   logp_KBC = head(features_KBF.reshape(-1, 1, 1, features_BF.shape[-1]),
                   candidates_KBC.reshape(-1, 1, 1, channels)).reshape(len(values_K), batch, channels)
   return logp_KBC[:, :, channel].T
+
+
+def with_unconditional_half(keys_B: jax.Array, labels_B: Optional[jnp.ndarray],
+                            tokens_BT: Optional[jnp.ndarray], num_classes: int):
+  """A guided sampler's batch of 2B: the B conditional examples, then the same keys with the
+  null label and the empty prompt (None stays None: the model's null input already)."""
+  if labels_B is not None:
+    labels_B = jnp.concatenate([labels_B, jnp.full_like(labels_B, num_classes)])
+  if tokens_BT is not None:
+    null_BT = jnp.full_like(tokens_BT, tokenizer.PAD).at[:, 0].set(tokenizer.BOS)
+    tokens_BT = jnp.concatenate([tokens_BT, null_BT.at[:, 1].set(tokenizer.EOS)])
+  return jnp.concatenate([keys_B, keys_B]), labels_B, tokens_BT
+
+
+def draw_guided_pixel(head, features_fn: Callable, noise: dict[str, jnp.ndarray],
+                      temperature: jnp.ndarray, batch: int, scale: float) -> jnp.ndarray:
+  """draws.draw_pixel under guidance, for a batch from `with_unconditional_half`: one pixel [2B, C]
+  (both halves get the first half's draw) from the guided 256-way distribution of each channel.
+
+  Categorical: Gumbel-max over the guided logits with draws.pixel_noise's Gumbel noise. Logistic
+  mixture: the guided bin distribution at temperature T, inverted at the channel's uniform.
+  """
+  half = batch // 2
+  categorical = isinstance(head, heads_lib.CategoricalHead)
+  pixel_BC = jnp.zeros((batch, head.channels), jnp.int32)
+  features_BF = None if categorical else features_fn(pixel_BC)  # the pixel's own channels unseen
+  for c in range(head.channels):
+    if categorical:
+      features_B11F = features_fn(pixel_BC)[:, None, None]
+      logits_BK = head.logits(features_B11F, pixel_BC[:, None, None])[:, 0, 0, c]
+    else:
+      logits_BK = subpixel_log_probs(head, features_BF, pixel_BC, c)
+    logits_HK = guided_logits(logits_BK[:half], logits_BK[half:], scale)
+    if categorical:
+      value_H = jnp.argmax(logits_HK + temperature * noise['gumbel'][:half, c], axis=-1)
+    else:
+      cdf_HK = jnp.cumsum(jax.nn.softmax(logits_HK / jnp.maximum(temperature, 1e-6)), axis=-1)
+      value_H = jnp.sum(cdf_HK < noise['uniform'][:half, c, None], axis=-1)
+      value_H = jnp.minimum(value_H, heads_lib.NUM_VALUES - 1)
+    pixel_BC = pixel_BC.at[:, c].set(jnp.tile(value_H, 2).astype(jnp.int32))
+  return pixel_BC

@@ -20,17 +20,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from freqprior.models import guidance
 from freqprior.models import heads as heads_lib
 from freqprior.models import pixelcnn
 from freqprior.models import prior as prior_lib
+from freqprior.models import text as text_lib
 from freqprior.sampling import draws
 
 
 def capture(model, labels_B: Optional[jnp.ndarray], image_shape: tuple[int, int, int],
-            batch: int) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-  """(context cond_BD that the gated blocks receive, {prior module name: taps}) from a run of
-  the real backbone on a blank batch; under jit XLA drops the rest of that run."""
-  found = {'taps': {}}
+            batch: int, tokens_BT: Optional[jnp.ndarray] = None
+            ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray], Optional[text_lib.TextFeatures]]:
+  """(context cond_BD that the gated blocks receive, {prior module name: taps}, the encoded
+  prompt or None) from a run of the real backbone on a blank batch; under jit XLA drops the rest
+  of that run."""
+  found = {'taps': {}, 'text': None}
 
   def interceptor(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
@@ -40,12 +44,14 @@ def capture(model, labels_B: Optional[jnp.ndarray], image_shape: tuple[int, int,
           *args, **kwargs).arguments['cond_BD']
     if isinstance(module, prior_lib.FrequencyPrior) and context.method_name == 'taps':
       found['taps'][module.name] = out.astype(jnp.float32)
+    if isinstance(module, text_lib.TextEncoder) and context.method_name == '__call__':
+      found['text'] = out
     return out
 
   blank_BHWC = jnp.zeros((batch, *image_shape), jnp.uint8)
   with nn.intercept_methods(interceptor):
-    model.features(blank_BHWC, labels_B)
-  return found['cond_BD'], found['taps']
+    model.features(blank_BHWC, labels_B, tokens_BT=tokens_BT)
+  return found['cond_BD'], found['taps'], found['text']
 
 
 def toeplitz_row(taps_N: jnp.ndarray, n: int, i: jnp.ndarray) -> jnp.ndarray:
@@ -69,8 +75,10 @@ class Stepper:
   """
 
   def __init__(self, backbone: pixelcnn.Backbone, params, cond_BD: jnp.ndarray,
-               taps: dict[str, jnp.ndarray], image_shape: tuple[int, int, int]):
+               taps: dict[str, jnp.ndarray], image_shape: tuple[int, int, int],
+               text: Optional[text_lib.TextFeatures] = None):
     self.p = params
+    self.text_config, self.text = backbone.text, text
     self.width = backbone.width
     self.num_blocks = backbone.num_blocks
     self.prior_blocks = tuple(backbone.prior_blocks)
@@ -153,6 +161,18 @@ class Stepper:
     f, g = jnp.split(b, 2, axis=-1)
     return x + jnp.tanh(f) * nn.sigmoid(g), (cache_in, cache_out)
 
+  def _text(self, stack: str, b: int, x):
+    """The block's prompt conditioning (Backbone.add_text), per position."""
+    if self.text is None:
+      return x
+    if f'{stack}_fuse{b}' in self.p:
+      return text_lib.GatedFusion(self.dtype).apply({'params': self.p[f'{stack}_fuse{b}']}, x,
+                                                    self.text.pooled_BD)
+    if f'{stack}_cross{b}' in self.p:
+      return text_lib.CrossAttention(self.text_config.cross_attention_heads, self.dtype).apply(
+          {'params': self.p[f'{stack}_cross{b}']}, x, self.text)
+    return x
+
   def _prior(self, path: str, x, y_fn: Callable):
     """FrequencyPrior: norm (float32) -> y_fn(normalised new positions) -> predict Dense."""
     u = self._layer_norm(f'{path}/norm', jnp.float32)(x.astype(jnp.float32))
@@ -184,6 +204,7 @@ class Stepper:
     v_conv, v_hist, v_rows = list(state['v_conv']), dict(state['v_hist']), []
     for b in range(self.num_blocks):
       v, v_conv[b] = self._gated(f'v_block{b}', v, v_conv[b], self._row_conv)
+      v = self._text('v', b, v)
       if b in self.prior_blocks:
         delta, v_hist[b] = self._prior(
             f'v_prior{b}', v, functools.partial(self._vertical_filter, b, i, v_hist[b]))
@@ -204,6 +225,7 @@ class Stepper:
     for b in range(self.num_blocks):
       h, h_conv[b] = self._gated(f'h_block{b}', h, h_conv[b],
                                  functools.partial(self._pixel_conv, j), aux=column(v_rows[b]))
+      h = self._text('h', b, h)
       if b in self.prior_blocks:
         delta, h_hist[b] = self._prior(
             f'h_prior{b}', h, functools.partial(self._horizontal_filter, b, j, h_hist[b]))
@@ -213,14 +235,16 @@ class Stepper:
 
 
 def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperature: jnp.ndarray,
-           image_shape: tuple[int, int, int], on_row: Optional[Callable] = None) -> jnp.ndarray:
+           image_shape: tuple[int, int, int], on_row: Optional[Callable] = None,
+           tokens_BT: Optional[jnp.ndarray] = None, guidance_scale: float = 1.0) -> jnp.ndarray:
   """-> uint8 [B, H, W, C]. Call inside `model.apply(..., method=...)`; `on_row(i)` runs on the
-  host after each row (progress)."""
+  host after each row (progress). tokens_BT: the prompts of a text model. guidance_scale != 1:
+  a batch from `guidance.with_unconditional_half`, drawn by `guidance.draw_guided_pixel`."""
   height, width, channels = image_shape
   batch = keys_B.shape[0]
-  cond_BD, taps = capture(model, labels_B, image_shape, batch)
+  cond_BD, taps, text = capture(model, labels_B, image_shape, batch, tokens_BT)
   stepper = Stepper(model.backbone, model.variables['params']['backbone'], cond_BD, taps,
-                    image_shape)
+                    image_shape, text)
   head = model.output_head
 
   def row_step(i, carry):
@@ -231,7 +255,11 @@ def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperatur
       x_pad, images_BHWC, state = carry
       features_BF, state = stepper.pixel(i, j, x_pad, v_rows, h_above, state)
       noise = draws.pixel_noise(head, keys_B, i * width + j)
-      pixel_BC = draws.draw_pixel(head, lambda _: features_BF, noise, temperature, batch)
+      if guidance_scale == 1.0:
+        pixel_BC = draws.draw_pixel(head, lambda _: features_BF, noise, temperature, batch)
+      else:
+        pixel_BC = guidance.draw_guided_pixel(head, lambda _: features_BF, noise, temperature,
+                                              batch, guidance_scale)
       x_B11C = heads_lib.to_unit_range(pixel_BC).astype(x_pad.dtype)[:, None, None]
       x_pad = jax.lax.dynamic_update_slice(x_pad, x_B11C, (0, i + 2, j + 1, 0))
       images_BHWC = images_BHWC.at[:, i, j].set(pixel_BC.astype(jnp.uint8))

@@ -9,13 +9,16 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from freqprior.models import guidance
 from freqprior.sampling import draws
 
 
 def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperature: jnp.ndarray,
-           image_shape: tuple[int, int, int], on_row: Optional[Callable] = None) -> jnp.ndarray:
+           image_shape: tuple[int, int, int], on_row: Optional[Callable] = None,
+           tokens_BT: Optional[jnp.ndarray] = None, guidance_scale: float = 1.0) -> jnp.ndarray:
   """-> uint8 [B, H, W, C]. Call inside `model.apply(..., method=...)`; `on_row(i)` runs on the
-  host after each row (progress)."""
+  host after each row (progress). tokens_BT: the prompts of a text model. guidance_scale != 1:
+  a batch from `guidance.with_unconditional_half`, drawn by `guidance.draw_guided_pixel`."""
   height, width, channels = image_shape
   batch = keys_B.shape[0]
   head = model.output_head
@@ -23,10 +26,14 @@ def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperatur
   def pixel_step(i, j, images_BHWC):
     def features_fn(pixel_BC):
       with_pixel = images_BHWC.at[:, i, j].set(pixel_BC.astype(jnp.uint8))
-      return model.features(with_pixel, labels_B)[:, i, j]
+      return model.features(with_pixel, labels_B, tokens_BT=tokens_BT)[:, i, j]
 
     noise = draws.pixel_noise(head, keys_B, i * width + j)
-    pixel_BC = draws.draw_pixel(head, features_fn, noise, temperature, batch)
+    if guidance_scale == 1.0:
+      pixel_BC = draws.draw_pixel(head, features_fn, noise, temperature, batch)
+    else:
+      pixel_BC = guidance.draw_guided_pixel(head, features_fn, noise, temperature, batch,
+                                            guidance_scale)
     return images_BHWC.at[:, i, j].set(pixel_BC.astype(jnp.uint8))
 
   def row_step(i, images_BHWC):
