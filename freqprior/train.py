@@ -33,6 +33,15 @@ TRAIN_KEYS = ('image', 'label')
 EVAL_KEYS = ('image', 'label', 'mask')
 
 
+def uses_text(config: ml_collections.ConfigDict) -> bool:
+  """Prompt-conditioned models also get 'tokens' [B, T], tokenized from the batch's captions."""
+  return config.model.get('text', 'none') != 'none'
+
+
+def _model_inputs(batch, config) -> dict[str, Any]:
+  return {'tokens_BT': batch['tokens']} if uses_text(config) else {}
+
+
 # ------------------------------------------------------------------------------------------------
 # Update and eval steps (pure functions; jitted with shardings in `Setup`).
 # ------------------------------------------------------------------------------------------------
@@ -51,7 +60,7 @@ def make_train_step(model, config: ml_collections.ConfigDict,
 
     def loss_fn(params):
       log_probs_BHWC = model.apply({'params': params}, batch['image'], labels_B, train=True,
-                                   rngs={'dropout': dropout_rng})
+                                   rngs={'dropout': dropout_rng}, **_model_inputs(batch, config))
       return -jnp.mean(log_probs_BHWC)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -75,7 +84,8 @@ def make_eval_step(model, config: ml_collections.ConfigDict) -> Callable:
 
   def eval_step(params, batch: dict[str, jax.Array]) -> metrics_lib.MaskedAverage:
     labels_B = batch['label'] if conditional else None
-    log_probs_BHWC = model.apply({'params': params}, batch['image'], labels_B, train=False)
+    log_probs_BHWC = model.apply({'params': params}, batch['image'], labels_B, train=False,
+                                 **_model_inputs(batch, config))
     return metrics_lib.MaskedAverage.from_model_output(
         values=models.bits_per_dim(log_probs_BHWC), mask=batch['mask'])
 
@@ -109,8 +119,9 @@ class Setup:
     shardings = mesh_lib.state_shardings(abstract, mesh, config)
     batch_sharding = mesh_lib.batch_sharding(mesh)
     replicated = mesh_lib.replicated(mesh)
-    train_batch = {k: batch_sharding for k in TRAIN_KEYS}
-    eval_batch = {k: batch_sharding for k in EVAL_KEYS}
+    text = ('tokens',) if uses_text(config) else ()
+    train_batch = {k: batch_sharding for k in TRAIN_KEYS + text}
+    eval_batch = {k: batch_sharding for k in EVAL_KEYS + text}
     train_step = jax.jit(make_train_step(model, config, tx),
                          in_shardings=(shardings, train_batch),
                          out_shardings=(shardings, replicated), donate_argnums=0)
@@ -127,7 +138,14 @@ class Setup:
     return init(jax.random.fold_in(jax.random.key(self.config.seed), 0))
 
   def global_batch(self, batch: dict[str, np.ndarray], keys) -> dict[str, jax.Array]:
-    return data.to_global({k: batch[k] for k in keys}, self.batch_sharding)
+    """The per-host numpy batch's `keys` (plus prompt tokens for text models) as global
+    arrays split over the mesh."""
+    batch = {k: batch[k] for k in keys + (('caption',) if uses_text(self.config) else ())}
+    if uses_text(self.config):
+      captions = batch.pop('caption')
+      batch['tokens'] = np.asarray(models.prompt_tokens(list(captions), len(captions),
+                                                        self.config))
+    return data.to_global(batch, self.batch_sharding)
 
 
 def evaluate_split(setup: Setup, params, split: str) -> tuple[float, int]:
@@ -142,15 +160,6 @@ def evaluate_split(setup: Setup, params, split: str) -> tuple[float, int]:
 # ------------------------------------------------------------------------------------------------
 # Sample grid: uses freqprior.sample.generate when that module exists.
 # ------------------------------------------------------------------------------------------------
-def sample_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
-  """config.sample.class_label ('3' or '0,1,2') cycled over sample.num_images; None if
-  the model is unconditional."""
-  if not config.model.class_conditional:
-    return None
-  labels = [int(s) for s in str(config.sample.class_label).split(',')]
-  return np.resize(np.asarray(labels, np.int32), config.sample.num_images)
-
-
 def image_grid(images_NHWC: np.ndarray, columns: int) -> np.ndarray:
   """uint8 [N, H, W, C] -> one uint8 [rows*(H+1)-1, columns*(W+1)-1, C] grid, 1px gaps."""
   n, h, w, c = images_NHWC.shape
@@ -167,15 +176,15 @@ def write_sample_grid(setup: Setup, params, step: int, writer, workdir: str) -> 
     return
   from freqprior import sample  # pylint: disable=g-import-not-at-top
   config = setup.config
-  images_NHWC = np.asarray(jax.device_get(sample.generate(
-      params, config, sample_labels(config), jax.random.key(config.sample.seed))))
+  images_NHWC = sample.generate(params, config, sample.parse_labels(config),
+                                jax.random.key(config.sample.seed))
   columns = 10 if config.model.class_conditional else math.ceil(math.sqrt(len(images_NHWC)))
   grid = image_grid(images_NHWC, columns)
   writer.write_images(step, {'samples': grid[None]})
   if jax.process_index() == 0:
     path = epath.Path(workdir) / 'eval' / f'samples_step{step}.png'
     path.parent.mkdir(parents=True, exist_ok=True)
-    scale = max(1, 256 // max(grid.shape[:2]))
+    scale = max(1, 512 // max(grid.shape[:2]))
     Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).resize(
         (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
 
