@@ -23,6 +23,8 @@ from PIL import Image
 
 from freqprior import mesh as mesh_lib
 from freqprior import models
+from freqprior.models import guidance
+from freqprior.models import tokenizer
 from freqprior.sampling import SAMPLERS
 
 GRID_MIN_SIZE = 256  # grid.png is scaled up (nearest neighbour) to at least this many pixels
@@ -68,6 +70,28 @@ def parse_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
   return labels_N
 
 
+def parse_prompts(config: ml_collections.ConfigDict, num_images: int) -> Optional[list[str]]:
+  """config.sample.prompt / prompt_file as `num_images` prompts (tokenizer.load_prompts; none
+  set: the empty, unconditional prompt); None for a model without text conditioning."""
+  if config.model.text == 'none':
+    if config.sample.prompt or config.sample.prompt_file:
+      raise ValueError('config.sample.prompt / prompt_file were given to a model without text '
+                       "conditioning (config.model.text == 'none')")
+    return None
+  return tokenizer.load_prompts(config.sample.prompt, config.sample.prompt_file, num_images)
+
+
+def check_guidance(config: ml_collections.ConfigDict, scale: Optional[float] = None) -> float:
+  """The classifier-free guidance scale (default config.sample.guidance_scale; 1.0: off)."""
+  scale = config.sample.guidance_scale if scale is None else scale
+  if not np.isfinite(scale):
+    raise ValueError(f'config.sample.guidance_scale must be finite, got {scale}')
+  if scale != 1.0 and not config.model.class_conditional and config.model.text == 'none':
+    raise ValueError(f'config.sample.guidance_scale={scale} needs a class- or prompt-conditioned '
+                     'model; use 1.0')
+  return float(scale)
+
+
 # ------------------------------------------------------------------------------------------------
 # Sampling from parameters.
 # ------------------------------------------------------------------------------------------------
@@ -81,16 +105,23 @@ def _report_row(row) -> None:
 
 @functools.lru_cache(maxsize=16)
 def _compiled(frozen: ml_collections.FrozenConfigDict, method: str, report_rows: bool,
-              impl) -> Callable:
-  """jit((params, key data [B, ...], labels_B, temperature) -> uint8 [B, H, W, C])."""
+              impl, guidance_scale: float = 1.0) -> Callable:
+  """jit((params, key data [B, ...], labels_B, tokens_BT, temperature) -> uint8 [B, H, W, C]);
+  guided sampling draws each image beside its null-input twin."""
   model = models.build_model(frozen)
   size, channels = frozen.dataset.image_size, frozen.dataset.channels
   sampler = functools.partial(SAMPLERS[method], image_shape=(size, size, channels),
-                              on_row=_report_row if report_rows else None)
+                              on_row=_report_row if report_rows else None,
+                              guidance_scale=guidance_scale)
 
-  def run(params, key_data_B, labels_B, temperature):
+  def run(params, key_data_B, labels_B, tokens_BT, temperature):
     keys_B = jax.random.wrap_key_data(key_data_B, impl=impl)
-    return model.apply({'params': params}, labels_B, keys_B, temperature, method=sampler)
+    batch = keys_B.shape[0]
+    if guidance_scale != 1.0:
+      keys_B, labels_B, tokens_BT = guidance.with_unconditional_half(
+          keys_B, labels_B, tokens_BT, frozen.dataset.num_classes)
+    return model.apply({'params': params}, labels_B, keys_B, temperature, tokens_BT=tokens_BT,
+                       method=sampler)[:batch]
 
   return jax.jit(run)
 
@@ -110,24 +141,30 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 def generate(params, config: ml_collections.ConfigDict, labels, rng: jax.Array, *,
              method: Optional[str] = None, temperature: Optional[float] = None,
-             on_row: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+             on_row: Optional[Callable[[int, int], None]] = None,
+             prompts: Optional[list[str]] = None,
+             guidance_scale: Optional[float] = None) -> np.ndarray:
   """Draws uint8 images [N, H, W, C] from `params` (the EMA ones, for a trained run).
 
   labels: int32 [N], or None (N = config.sample.num_images; the null label if the model is
   conditional). Image n uses the key fold_in(rng, n), so it does not depend on N or on
   config.sample.batch_size. method / temperature default to config.sample. `on_row(done,
-  total)` is called on the host as image rows (of all batches) complete: progress.
+  total)` is called on the host as image rows (of all batches) complete: progress. Text models:
+  `prompts` [N] (default: `parse_prompts`); guidance_scale defaults to config.sample.
   """
   method, temperature = check_options(config, method, temperature)
   num_images = config.sample.num_images if labels is None else len(labels)
   if num_images <= 0:
     raise ValueError(f'generate needs at least one image, got {num_images}')
   models.check_labels(labels, num_images, config)
+  prompts = parse_prompts(config, num_images) if prompts is None else prompts
+  tokens = models.prompt_tokens(prompts, num_images, config)
+  guidance_scale = check_guidance(config, guidance_scale)
   if not jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
     rng = jax.random.wrap_key_data(rng)
   sampler = _compiled(ml_collections.FrozenConfigDict(
       {'model': config.model, 'dataset': config.dataset}), method, on_row is not None,
-      jax.random.key_impl(rng))
+      jax.random.key_impl(rng), guidance_scale)
   sharding, divisor = _batch_layout(params)
   batch = -(-min(config.sample.batch_size, num_images) // divisor) * divisor
   chunks, height = [], config.dataset.image_size
@@ -143,9 +180,12 @@ def generate(params, config: ml_collections.ConfigDict, labels, rng: jax.Array, 
           jax.vmap(jax.random.fold_in, (None, 0))(rng, index_B)))
       labels_B = (None if labels is None
                   else np.resize(np.asarray(labels, np.int32)[start:], batch))
+      tokens_BT = None if tokens is None else np.resize(tokens[start:], (batch, tokens.shape[1]))
       if sharding is not None:
-        key_data_B, labels_B = jax.device_put((key_data_B, labels_B), sharding)
-      chunks.append(_to_host(sampler(params, key_data_B, labels_B, np.float32(temperature))))
+        key_data_B, labels_B, tokens_BT = jax.device_put((key_data_B, labels_B, tokens_BT),
+                                                         sharding)
+      chunks.append(_to_host(sampler(params, key_data_B, labels_B, tokens_BT,
+                                     np.float32(temperature))))
   finally:
     _row_listener.clear()
   return np.concatenate(chunks)[:num_images]
@@ -185,9 +225,12 @@ def sample_checkpoint(config: ml_collections.ConfigDict, workdir: str,
                       on_row: Optional[Callable[[int, int], None]] = None
                       ) -> tuple[np.ndarray, int]:
   """Restore + sample for notebooks: (uint8 [N, H, W, C], step), all options from
-  config.sample (num_images, class_label, temperature, seed, method, step, batch_size)."""
+  config.sample (num_images, class_label, prompt, prompt_file, guidance_scale, temperature, seed,
+  method, step, batch_size)."""
   method, temperature = check_options(config)
   labels = parse_labels(config)
+  parse_prompts(config, config.sample.num_images)
+  check_guidance(config)
   params, step = restore_params(config, workdir, config.sample.step)
   images = generate(params, config, labels, jax.random.key(config.sample.seed),
                     method=method, temperature=temperature, on_row=on_row)

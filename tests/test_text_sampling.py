@@ -7,22 +7,29 @@ import numpy as np
 import pytest
 
 from freqprior import models
+from freqprior import sample
 from freqprior.models import guidance
 from freqprior.models import tokenizer
 from freqprior.sampling import SAMPLERS
+from tests.conftest import tiny_config
 from tests.test_text_models import text_config
 
 PROMPTS = ['a handwritten digit 3', 'a handwritten digit 8', 'ein Hund', '']
 SCALE = 3.0
 
 
-@functools.lru_cache(maxsize=None)
-def case(name):
+def case_config(name):
   mode, rgb, head = {'pooled-gray-categorical': ('pooled', False, 'categorical'),
                      'cross-rgb-mixture': ('cross_attention', True, 'logistic_mixture')}[name]
   config = text_config(mode, rgb, head, conditional=True, cross_attention_blocks='1')
   config.dataset.image_size = 4
   config.model.num_blocks = 2
+  return config
+
+
+@functools.lru_cache(maxsize=None)
+def case(name):
+  config = case_config(name)
   model = models.build_model(config)
   params = models.init_params(model, config, jax.random.key(7))
   shape = (4, 4, config.dataset.channels)
@@ -95,3 +102,31 @@ def test_greedy_guided_samples_are_the_guided_mode(drawn):
   guided = np.asarray(guidance.guided_logits(cond, uncond, SCALE))
   np.testing.assert_array_equal(np.argmax(guided, -1),
                                 np.asarray(images_BHWC).reshape(-1, channels))
+
+
+def test_generate_reads_prompts_and_guidance_from_the_config():
+  _, _, params, _, (_, labels_B, _) = case('pooled-gray-categorical')
+  config = case_config('pooled-gray-categorical')
+  config.sample.update(num_images=len(PROMPTS), batch_size=len(PROMPTS), method='cached')
+  config.sample.prompt = PROMPTS[:2]  # cycled over the images
+  labels = np.asarray(labels_B)
+  generate = lambda **kw: sample.generate(params, config, labels, jax.random.key(0), **kw)
+  from_config = generate()
+  np.testing.assert_array_equal(from_config, generate(prompts=PROMPTS[:2] * 2, guidance_scale=1.0))
+  config.sample.guidance_scale = SCALE
+  assert (generate() != from_config).any()
+
+
+def test_bad_sampling_options(tmp_path):
+  config = text_config('pooled')
+  config.sample.prompt_file = str(tmp_path / 'missing.txt')
+  with pytest.raises(FileNotFoundError, match='prompt_file'):
+    sample.parse_prompts(config, 4)
+  plain = tiny_config(conditional=False)
+  plain.sample.prompt = 'a cat'
+  with pytest.raises(ValueError, match='without text conditioning'):
+    sample.parse_prompts(plain, 4)
+  plain.sample.prompt = ''
+  with pytest.raises(ValueError, match='guidance_scale=2.0 needs'):
+    sample.check_guidance(plain, 2.0)
+  assert sample.check_guidance(text_config('pooled'), 2.0) == 2.0
