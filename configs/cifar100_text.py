@@ -19,6 +19,7 @@ def get_config():
   config.model.cross_attention_blocks = '2,5,8,11'
   config.model.cross_attention_heads = 4
   config.model.cond_dropout = 0.1
+  config.sample.class_label = ''  # prompts, not labels
   config.sample.prompt = ('a photo of an apple', 'a photo of a maple tree', 'a photo of a bicycle',
                           'a photo of a whale', 'a photo of a castle')
   config.sample.guidance_scale = 2.0

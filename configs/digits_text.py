@@ -20,5 +20,6 @@ def get_config():
   config.model.cross_attention_blocks = 'all'
   config.model.cross_attention_heads = 4
   config.model.cond_dropout = 0.1
+  config.sample.class_label = ''  # prompts, not labels
   config.sample.prompt = tuple(f'a handwritten digit {d}' for d in range(10))
   return config
