@@ -24,6 +24,8 @@ def tiny_config():
   config.batch_size = 16
   config.eval.batch_size = 16
   config.mesh.fsdp_min_size = 0
+  config.num_train_steps = 10
+  config.optim.warmup_steps = 1  # full learning rate from the second step on
   return config
 
 
