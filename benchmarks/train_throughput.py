@@ -1,0 +1,119 @@
+"""Train-step throughput of the real sharded step, frequency prior on vs off, measured alternately.
+
+  python benchmarks/train_throughput.py [--steps=8] [--rounds=3] [--full]
+
+Without --full on a CPU host, batch and width are scaled down (the sizes are in the output);
+on an accelerator (or with --full) the shipped configs run at full size, and bfloat16 vs
+float32 and MFU against the chip's peak are reported too. The last line is JSON with
+`prior_overhead` = (step time with prior / without) - 1 for the cifar100 config.
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, '.')
+from configs import cifar100, digits, imagenet64  # pylint: disable=g-import-not-at-top
+from freqprior import models, train  # pylint: disable=g-import-not-at-top
+
+PEAK_BF16_FLOPS = {'TPU v4': 275e12, 'TPU v5 lite': 197e12, 'TPU v5p': 459e12,
+                   'NVIDIA H100': 989e12, 'NVIDIA H200': 989e12, 'NVIDIA A100': 312e12}
+CPU_SIZES = {'digits': dict(batch_size=64), 'cifar100': dict(batch_size=8, width=48, num_blocks=4),
+             'imagenet64': dict(batch_size=2, width=32, num_blocks=3)}
+
+
+def build_config(module, name: str, prior: bool, dtype: str, full: bool):
+  config = module.get_config()
+  if not full:
+    sizes = dict(CPU_SIZES[name])
+    config.batch_size = sizes.pop('batch_size')
+    config.model.update(head_width=sizes.get('width', config.model.head_width), **sizes)
+  config.model.frequency_prior = prior
+  config.model.dtype = dtype
+  config.mesh.shape = (-1, 1)
+  return config
+
+
+class Runner:
+  """A compiled train step on random data, ready to time."""
+
+  def __init__(self, config):
+    self.setup = train.Setup.create(config)
+    self.state = self.setup.init_state()
+    size, channels = config.dataset.image_size, config.dataset.channels
+    rng = np.random.default_rng(0)
+    self.batch = self.setup.global_batch({
+        'image': rng.integers(0, 256, (config.batch_size, size, size, channels), np.uint8),
+        'label': rng.integers(0, config.dataset.num_classes, config.batch_size).astype(np.int32),
+    }, train.TRAIN_KEYS)
+    self.batch_size = config.batch_size
+    self.time(2)  # compile and warm up
+    model, params = self.setup.model, self.state.params
+    images, labels = models.dummy_inputs(config, 1)
+    forward = jax.jit(lambda p, x, y: model.apply({'params': p}, x, y))
+    cost = forward.lower(params, images, labels).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    self.forward_flops = float(cost.get('flops', 0.0))
+    self.num_params = sum(p.size for p in jax.tree.leaves(params))
+
+  def time(self, steps: int) -> list[float]:
+    times = []
+    for _ in range(steps):
+      start = time.perf_counter()
+      self.state, metrics = self.setup.train_step(self.state, self.batch)
+      jax.block_until_ready((self.state, metrics))
+      times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--steps', type=int, default=5)
+  parser.add_argument('--rounds', type=int, default=3)
+  parser.add_argument('--full', action='store_true')
+  args = parser.parse_args()
+  device = jax.devices()[0]
+  accelerator = device.platform != 'cpu'
+  full = args.full or accelerator
+  dtypes = ['float32', 'bfloat16'] if accelerator else ['float32']
+  results = {}
+  for name, module in [('digits', digits), ('cifar100', cifar100), ('imagenet64', imagenet64)]:
+    for dtype in dtypes:
+      runners = {prior: Runner(build_config(module, name, prior, dtype, full))
+                 for prior in (True, False)}
+      times = {True: [], False: []}
+      for _ in range(args.rounds):  # alternate, so drift hits both equally
+        for prior in (True, False):
+          times[prior] += runners[prior].time(args.steps)
+      entry = {}
+      for prior, runner in runners.items():
+        median = statistics.median(times[prior])
+        key = 'prior' if prior else 'no_prior'
+        entry[key] = {'median_step_s': median, 'images_per_s': runner.batch_size / median,
+                      'forward_gflops_per_image': runner.forward_flops / 1e9,
+                      'params': runner.num_params}
+        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if device.device_kind.startswith(k)),
+                    None)
+        if peak:  # training ~ 3x the forward pass
+          entry[key]['mfu'] = 3 * runner.forward_flops * runner.batch_size / median / peak
+      entry['prior_overhead'] = (entry['prior']['median_step_s']
+                                 / entry['no_prior']['median_step_s'] - 1)
+      config = build_config(module, name, True, dtype, full)
+      entry['sizes'] = {'batch_size': config.batch_size, 'width': config.model.width,
+                        'num_blocks': config.model.num_blocks,
+                        'image_size': config.dataset.image_size}
+      results[f'{name}_{dtype}'] = entry
+      print(name, dtype, json.dumps(entry), flush=True)
+  summary = {'device': device.device_kind, 'num_devices': jax.device_count(),
+             'full_size': full, 'steps_per_round': args.steps, 'rounds': args.rounds,
+             'prior_overhead': results['cifar100_float32']['prior_overhead'],
+             'results': results}
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  main()
