@@ -61,11 +61,11 @@ def test_no_prompt_is_the_empty_prompt(text_model):
 def test_null_input_dropout_in_training():
   """With cond_dropout=0.5, train=True scores each example with its label and prompt, or with
   the null label and the empty prompt, in the configured proportion."""
-  config = text_config('pooled', conditional=True, cond_dropout=0.5)
-  model = models.build_model(config)
+  config = text_config('pooled', True, 'logistic_mixture', conditional=True, cond_dropout=0.5)
+  model = models.build_model(config)  # shaped like text_model's: its initialisation is cached
   params = models.init_params(model, config, jax.random.key(0))
-  n = 256
-  images = jnp.asarray(np.random.RandomState(0).randint(0, 256, (n, 8, 8, 1)), jnp.uint8)
+  n = 128
+  images = jnp.asarray(random_image(n), jnp.uint8)
   labels = jnp.arange(n) % 10
   tokens = jnp.asarray(tokenizer.tokenize([PROMPT], 32)).repeat(n, 0)
   score = jax.jit(lambda labels, tokens, train: model.apply(
@@ -73,8 +73,9 @@ def test_null_input_dropout_in_training():
       static_argnums=2)
   trained = np.asarray(score(labels, tokens, True)).reshape(n, -1)
   conditional = np.asarray(score(labels, tokens, False)).reshape(n, -1)
-  null = np.asarray(score(jnp.full((n,), 10), jnp.asarray(tokenizer.null_tokens(n, 32)),
-                          False)).reshape(n, -1)
+  null_labels = jnp.full((n,), config.dataset.num_classes)
+  null_tokens = jnp.asarray(tokenizer.null_tokens(n, 32))
+  null = np.asarray(score(null_labels, null_tokens, False)).reshape(n, -1)
   is_conditional = np.abs(trained - conditional).max(1) < 1e-5
   is_null = np.abs(trained - null).max(1) < 1e-5
   assert (is_conditional ^ is_null).all()

@@ -62,9 +62,9 @@ def subpixel_log_probs(head: Callable, features_BF: jnp.ndarray, pixel_BC: jnp.n
   candidates_KBC = jnp.broadcast_to(pixel_BC, (len(values_K), batch, channels))
   candidates_KBC = candidates_KBC.at[:, :, channel].set(values_K[:, None])
   features_KBF = jnp.broadcast_to(features_BF, (len(values_K), *features_BF.shape))
-  logp_KBC = head(features_KBF.reshape(-1, 1, 1, features_BF.shape[-1]),
-                  candidates_KBC.reshape(-1, 1, 1, channels)).reshape(len(values_K), batch, channels)
-  return logp_KBC[:, :, channel].T
+  logp_NC = head(features_KBF.reshape(-1, 1, 1, features_BF.shape[-1]),
+                 candidates_KBC.reshape(-1, 1, 1, channels)).reshape(-1, channels)
+  return logp_NC[:, channel].reshape(len(values_K), batch).T
 
 
 def with_unconditional_half(keys_B: jax.Array, labels_B: Optional[jnp.ndarray],
