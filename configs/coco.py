@@ -33,6 +33,10 @@ def get_config():
   config.model.cross_attention_blocks = '1,3,5,7,9,11'
   config.model.cross_attention_heads = 8
   config.model.cond_dropout = 0.1
+  config.sample.class_label = ''  # prompts, not labels
+  config.sample.prompt = ('a red double decker bus on a city street', 'a plate of food',
+                          'a giraffe standing in a field', 'a man riding a wave on a surfboard')
+  config.sample.guidance_scale = 2.0
   config.model.head = 'logistic_mixture'
   config.model.num_mixtures = 10
   config.model.width = 160
