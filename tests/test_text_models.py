@@ -6,6 +6,7 @@ import pytest
 
 from configs import cifar100_text, coco, digits_text
 from freqprior import models
+from freqprior import sample
 from freqprior.models import tokenizer
 from freqprior.models.causality import causality_deviation
 from tests.conftest import tiny_config
@@ -99,8 +100,11 @@ def test_bad_input(text_model):
 
 
 @pytest.mark.parametrize('module', [digits_text, cifar100_text, coco])
-def test_text_configs_build(module):
+def test_text_configs_build_and_sample_by_prompt(module):
   config = module.get_config()
   assert models.text_config(config).mode == config.model.text
-  prompts = tokenizer.load_prompts(config.sample.prompt, config.sample.prompt_file, 3)
+  sample.check_options(config)
+  sample.check_guidance(config)
+  assert sample.parse_labels(config) is None
+  prompts = sample.parse_prompts(config, 10)
   assert all(len(p.encode()) + 2 <= config.model.max_prompt_length for p in prompts)
