@@ -57,10 +57,9 @@ def test_cached_equals_naive(case):
   size, channels = config.dataset.image_size, config.dataset.channels
   assert naive.shape == (NUM_IMAGES, size, size, channels) and naive.dtype == np.uint8
   same = np.all(naive == cached, axis=(1, 2, 3))
-  if config.model.frequency_prior:  # the issue allows FFT round-off to flip a rare near-tie
-    assert same.mean() >= 0.99 if NUM_IMAGES >= 100 else same.all(), (name, same)
-  else:
-    assert same.all(), (name, np.flatnonzero(~same))
+  # With the prior the issue allows FFT round-off to flip a rare near-tie draw (>= 99% of a
+  # batch identical): with 8 images that is all of them, as without it.
+  assert same.all(), (name, np.flatnonzero(~same))
   assert len({image.tobytes() for image in cached}) == NUM_IMAGES  # real, distinct samples
   assert 20 < cached.std() and 0 < cached.mean() < 255
 
