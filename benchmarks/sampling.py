@@ -11,7 +11,10 @@ naive run takes a few minutes on 2 CPU cores (float32; sizes below, printed with
 
 Prints one JSON line per model, then a final line
 {"digits": {"naive_s", "cached_s", ...}, "cifar32": {...}, "speedup": cifar32 naive/cached}.
-Target: speedup >= 30 on CPU.
+Target: speedup >= 30 on CPU. Measured on 2 CPU cores shared with other jobs (load ~6.6), 16
+digits and 8 32x32x3 images, identical images from both methods: digits naive 0.38 s, cached
+0.049 s (7.8x); 32x32x3 (width 32, 4 blocks, 449k parameters, 9 MB of caches) naive 121.6 s,
+cached 0.40 s (306x). The whole script takes about 6 minutes.
 """
 import json
 import math
