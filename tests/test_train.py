@@ -15,7 +15,7 @@ NUM_STEPS = 60
 FLAGS = ['--config=configs/digits.py', '--config.model.width=16', '--config.model.num_blocks=1',
          '--config.model.head_width=16', '--config.model.dropout=0.1', '--config.batch_size=32',
          f'--config.num_train_steps={NUM_STEPS}', '--config.checkpoint_every_steps=10',
-         '--config.eval_every_steps=30', '--config.log_every_steps=10',
+         '--config.eval_every_steps=60', '--config.log_every_steps=10',
          '--config.dataset.validation_examples=100', '--config.eval.samples=False']
 
 

@@ -30,10 +30,9 @@ def _batch(config, seed=0):
           'label': rng.integers(0, 10, config.batch_size).astype(np.int32)}
 
 
-@pytest.mark.parametrize('dtype', ['float32', 'bfloat16'])
-def test_steps_lower_the_loss_with_float32_parameters(dtype):
+def test_bfloat16_steps_lower_the_loss_with_float32_parameters():
   config = tiny_config()
-  config.model.dtype = dtype
+  config.model.dtype = 'bfloat16'  # float32 compute: tests/test_mesh.py
   config.optim.warmup_steps = 1
   setup = train.Setup.create(config, jax.devices()[:1])
   state = setup.init_state()
