@@ -306,12 +306,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
               setup, state.ema_params, config.eval.split)
           writer.write_scalars(step, scalars)
           write_sample_grid(setup, state.ema_params, step, writer, workdir)
+          writer.flush()
       if do_save:
         if not bool(all_finite(state.params)):
           raise FloatingPointError(f'Non-finite parameters after step {step}; not saving. '
                                    'Resume from the last checkpoint with a lower learning rate.')
         checkpoints.save(step, state, train_iter, validation_bpd)
-      writer.flush()
       if preempted:
         break
 
