@@ -35,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.frequency_prior = True
   config.model.prior_blocks = 'all'  # 'all', 'last', or block indices such as '1,3'
   config.model.prior_kernel = 'full'  # 'full' spatial kernel, or 'implicit' (any resolution)
+  config.model.prior_channels = 0  # channels the prior filters after a 1x1 projection; 0: width
   # Prompt conditioning (byte-level UTF-8 tokens, a pre-LN transformer encoder trained jointly):
   # 'none'; 'pooled': the mean-pooled prompt gated into every block, h + sigmoid(W_g e) * W_v e;
   # 'cross_attention': every image position attends to the prompt tokens in the blocks below.

@@ -24,6 +24,15 @@ def test_no_subpixel_depends_on_a_later_one(rgb, head, prior):
   assert own_change > 1e-4  # each perturbation does move its own subpixel's likelihood
 
 
+def test_prior_bottleneck_is_causal():
+  config = tiny_config(rgb=True, head='logistic_mixture', size=6, num_blocks=2)
+  config.model.prior_channels = 4
+  log_prob = models.build_log_prob(config, seed=5)
+  image = np.random.RandomState(0).randint(0, 256, (6, 6, 3)).astype(np.uint8)
+  leak, own_change = causality_deviation(log_prob, image, label=1)
+  assert leak < TOLERANCE and own_change > 1e-4
+
+
 def test_images_in_a_batch_do_not_interact():
   config = tiny_config(rgb=True, head='logistic_mixture')
   log_prob = models.build_log_prob(config)

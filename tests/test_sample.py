@@ -16,11 +16,16 @@ CASES = {  # each head with the prior off and on, grayscale and RGB, class-condi
     'rgb-categorical-prior': dict(rgb=True, head='categorical', prior=True),
     'rgb-mixture': dict(rgb=True, head='logistic_mixture', prior=False),
     'gray-mixture-prior': dict(rgb=False, head='logistic_mixture', prior=True),
+    'gray-categorical-prior-bottleneck': dict(rgb=False, head='categorical', prior=True,
+                                              prior_channels=4),
 }
 
 
 def make_case(name):
-  config = tiny_config(size=6, **CASES[name])
+  options = dict(CASES[name])
+  prior_channels = options.pop('prior_channels', 0)
+  config = tiny_config(size=6, **options)
+  config.model.prior_channels = prior_channels
   config.sample.num_images = config.sample.batch_size = NUM_IMAGES
   params = models.init_params(models.build_model(config), config, jax.random.key(7))
   return config, params

@@ -50,6 +50,7 @@ def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
       dropout=m.dropout,
       prior_blocks=prior_block_indices(m.prior_blocks, m.num_blocks, m.frequency_prior),
       prior_kernel=m.prior_kernel,
+      prior_channels=m.prior_channels,
       dtype=DTYPES[m.dtype],
       text=text_config(config),
       cond_dropout=m.cond_dropout,

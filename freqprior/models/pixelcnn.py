@@ -53,6 +53,7 @@ class PixelCNN(nn.Module):
   dropout: float = 0.0
   prior_blocks: tuple[int, ...] = ()
   prior_kernel: str = 'full'
+  prior_channels: int = 0  # channels the prior filters (a bottleneck); 0: all of them
   dtype: jnp.dtype = jnp.float32
   text: Optional[text_lib.TextConfig] = None  # None: no prompt conditioning
   cond_dropout: float = 0.0  # training: P(label and prompt -> null inputs)
@@ -68,7 +69,7 @@ class PixelCNN(nn.Module):
                        f'got {self.head!r}')
     self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
                              self.dropout, self.prior_blocks, self.prior_kernel, self.dtype,
-                             self.text, self.cond_dropout)
+                             self.text, self.cond_dropout, self.prior_channels)
 
   def features(self, images_BHWC, labels_B=None, train=False, tokens_BT=None):
     """-> features_BHWF (float32), each seeing only strictly earlier pixels."""
@@ -90,6 +91,7 @@ class Backbone(nn.Module):
   dtype: jnp.dtype
   text: Optional[text_lib.TextConfig] = None
   cond_dropout: float = 0.0
+  prior_channels: int = 0
 
   def context(self, labels_B: Optional[jnp.ndarray], batch: int) -> jnp.ndarray:
     """Per-example context vector [B, D]; the learned null context when there is no label."""
@@ -157,18 +159,17 @@ class Backbone(nn.Module):
     h_BHWF = (layers.down_shift(conv((1, 3), 'down', 'h_in_above')(x_BHWC))
               + layers.right_shift(conv((2, 1), 'down_right', 'h_in_left')(x_BHWC)))
     h_BHWF = h_BHWF + start('h_start') + start_h_BF[:, None, None]
+    prior = lambda stack, i: prior_lib.FrequencyPrior(
+        stack, self.prior_kernel, self.prior_channels, self.dtype, name=f'{stack[0]}_prior{i}')
     for i in range(self.num_blocks):
-      prior = i in self.prior_blocks
       v_BHWF = GatedResidual(self.width, (2, 3), 'down', self.dropout, self.dtype,
                              name=f'v_block{i}')(v_BHWF, cond_BD, train=train)
       v_BHWF = self.add_text(v_BHWF, text, 'v', i)
-      if prior:  # before h reads v, so one block already sees every earlier pixel
-        v_BHWF = v_BHWF + prior_lib.FrequencyPrior('vertical', self.prior_kernel, self.dtype,
-                                                   name=f'v_prior{i}')(v_BHWF)
+      if i in self.prior_blocks:  # before h reads v, so one block already sees every earlier pixel
+        v_BHWF = v_BHWF + prior('vertical', i)(v_BHWF)
       h_BHWF = GatedResidual(self.width, (2, 2), 'down_right', self.dropout, self.dtype,
                              name=f'h_block{i}')(h_BHWF, cond_BD, v_BHWF, train=train)
       h_BHWF = self.add_text(h_BHWF, text, 'h', i)
-      if prior:
-        h_BHWF = h_BHWF + prior_lib.FrequencyPrior('horizontal', self.prior_kernel, self.dtype,
-                                                   name=f'h_prior{i}')(h_BHWF)
+      if i in self.prior_blocks:
+        h_BHWF = h_BHWF + prior('horizontal', i)(h_BHWF)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)

@@ -82,7 +82,8 @@ class ImplicitTaps(nn.Module):
 
 
 class FrequencyPrior(nn.Module):
-  """Pre-norm -> causal FFT filter (float32) -> 1x1 'prior prediction'; the caller adds it.
+  """Pre-norm -> [1x1 reduce] -> causal FFT filter (float32) -> 1x1 'prior prediction'; the
+  caller adds it.
 
   The normalization comes before the filter, on features that are exact and never degenerate:
   normalizing after the FFT would amplify its float32 round-off, which carries a ~1e-7
@@ -90,6 +91,7 @@ class FrequencyPrior(nn.Module):
   """
   stack: str  # 'vertical' or 'horizontal'
   parameterization: str = 'full'  # or 'implicit'
+  features: int = 0  # filter a Dense projection to this many channels; 0: the input's channels
   dtype: jnp.dtype = jnp.float32
 
   def taps(self, height: int, width: int, channels: int) -> jnp.ndarray:
@@ -107,5 +109,7 @@ class FrequencyPrior(nn.Module):
   def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
     _, height, width, channels = x_BHWC.shape
     u_BHWC = nn.LayerNorm(dtype=jnp.float32, name='norm')(x_BHWC.astype(jnp.float32))
-    y_BHWC = causal_filter(u_BHWC, self.taps(height, width, channels), self.stack)
+    if self.features:
+      u_BHWC = nn.Dense(self.features, dtype=jnp.float32, name='reduce')(u_BHWC)
+    y_BHWC = causal_filter(u_BHWC, self.taps(height, width, u_BHWC.shape[-1]), self.stack)
     return nn.Dense(channels, dtype=self.dtype, name='predict')(y_BHWC.astype(self.dtype))

@@ -130,9 +130,10 @@ class Stepper:
                 w + self._sub(f'h_block{b}/{n}/conv')['kernel'].shape[1] - 1, f)
           for n in ('conv_in', 'conv_out')))
     return {'v_conv': v_conv, 'h_conv': h_conv,
-            'v_hist': {b: jnp.zeros((batch, self.height, w + 1, f), jnp.complex64)
-                       for b in self.prior_blocks},
-            'h_hist': {b: jnp.zeros((batch, w, f), jnp.float32) for b in self.prior_blocks}}
+            'v_hist': {b: jnp.zeros((batch, self.height, w + 1, self.v_taps_f[b].shape[-1]),
+                                    jnp.complex64) for b in self.prior_blocks},
+            'h_hist': {b: jnp.zeros((batch, w, self.h_taps[b].shape[-1]), jnp.float32)
+                       for b in self.prior_blocks}}
 
   def _row_conv(self, path: str, above_BRWC, new_B1WC):
     """'down' conv output for a new row from the cached rows above; -> (out, new cache)."""
@@ -176,6 +177,9 @@ class Stepper:
   def _prior(self, path: str, x, y_fn: Callable):
     """FrequencyPrior: norm (float32) -> y_fn(normalised new positions) -> predict Dense."""
     u = self._layer_norm(f'{path}/norm', jnp.float32)(x.astype(jnp.float32))
+    if 'reduce' in self._sub(path):
+      reduce = self._sub(f'{path}/reduce')
+      u = nn.Dense(reduce['kernel'].shape[-1]).apply({'params': reduce}, u)
     y, hist = y_fn(u)
     return self._dense(f'{path}/predict', x.shape[-1])(y.astype(self.dtype)), hist
 
