@@ -1,5 +1,6 @@
-"""A digits run stopped by SIGTERM after its first checkpoint, then rerun, ends exactly where an
-uninterrupted run of the same length ends (same parameters, EMA and eval bits/dim)."""
+"""A digits run stopped by SIGTERM after its first checkpoint, then rerun (past a checkpoint left
+half-written), ends exactly where an uninterrupted run of the same length ends (same parameters,
+EMA and eval bits/dim)."""
 import json
 import os
 import signal
@@ -66,11 +67,16 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
   saved = sorted(int(s) for s in os.listdir(stopped_dir / 'checkpoints') if s.isdigit())
   assert 10 <= saved[-1] < NUM_STEPS, saved  # it stopped early, after saving where it stood
   assert not (stopped_dir / 'eval').exists()
+  # As if a later run had been killed while writing its next checkpoint.
+  partial = stopped_dir / 'checkpoints' / f'{(saved[-1] // 10 + 1) * 10}.orbax-checkpoint-tmp'
+  (partial / 'state').mkdir(parents=True)
+  (partial / 'state' / 'half_written').write_bytes(b'\0' * 100)
 
   resumed = subprocess.run(_command(stopped_dir), cwd=ROOT, env=_env(), text=True,
                            capture_output=True, timeout=400)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f'resuming at step {saved[-1]}' in resumed.stderr
+  assert not [p for p in os.listdir(stopped_dir / 'checkpoints') if 'tmp' in p]
   straight_out, straight_err = straight.communicate(timeout=400)
   assert straight.returncode == 0, straight_err[-3000:]
 
