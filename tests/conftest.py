@@ -1,7 +1,12 @@
 """Shared test helpers: tiny configs built from the shipped ones."""
+from absl import flags
 import pytest
 
 from configs import cifar100, digits
+
+
+# grain's worker processes read absl flags, which only `absl.app.run` parses outside tests.
+flags.FLAGS.mark_as_parsed()
 
 
 def tiny_config(rgb: bool = False, head: str = 'categorical', prior: bool = True,

@@ -38,7 +38,8 @@ def mocked_config(name: str, data_dir, **dataset):
   config = cifar100.get_config()
   size, classes = {'cifar100': (32, 100), 'imagenet32': (32, 1000), 'imagenet64': (64, 1000)}[name]
   config.dataset.update(name=name, data_dir=str(data_dir), image_size=size, num_classes=classes,
-                        validation_examples=0, random_flip=False)
+                        validation_examples=0, random_flip=False,
+                        worker_count=0)  # the tfds mock patches this process only
   config.dataset.update(dataset)
   return config
 

@@ -39,6 +39,11 @@ def test_digits_splits_pixels_and_captions(digits_dir):
   batch = next(data.train_iterator(config))
   assert batch['image'].shape == (64, 8, 8, 1) and batch['image'].dtype == np.uint8
   assert batch['label'].dtype == np.int32 and batch['caption'].shape == (64,)
+  words = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+  forms = [{f'a handwritten digit {label}', f'a handwritten digit {words[label]}'}
+           for label in batch['label']]
+  assert all(caption in form for caption, form in zip(batch['caption'], forms))
+  assert len(set(batch['caption'])) > 10  # training mixes both forms of each digit's caption
 
 
 def test_eval_covers_each_split_once_with_padding(digits_dir):
@@ -60,7 +65,7 @@ def test_eval_covers_each_split_once_with_padding(digits_dir):
 
 
 def test_training_stream_is_deterministic_and_reshuffled(digits_dir):
-  config = helpers.digits_config(digits_dir)
+  config = helpers.digits_config(digits_dir, validation_examples=0)
   first = helpers.take(data.train_iterator(config), 25)
   again = helpers.take(data.train_iterator(config), 25)
   other = helpers.take(data.train_iterator(config, seed=1), 25)
@@ -165,7 +170,7 @@ def test_bad_dataset_config(digits_dir, dataset, message):
 
 
 def test_bad_split_and_batch(digits_dir):
-  config = helpers.digits_config(digits_dir)
+  config = helpers.digits_config(digits_dir, validation_examples=0)
   with pytest.raises(data.DataError, match='validation_examples > 0'):
     data.eval_batches(config, 'validation')
   with pytest.raises(data.DataError, match='Unknown split'):

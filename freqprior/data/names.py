@@ -33,11 +33,15 @@ def readable(raw: str) -> str:
   return re.sub(r'[_\s]+', ' ', raw).strip()
 
 
-def photo_caption(name: str) -> str:
-  """'a photo of a maple tree', 'a photo of an orange'."""
+DIGIT_WORDS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+
+
+def photo_captions(name: str) -> tuple[str, ...]:
+  """('a photo of a maple tree',), ('a photo of an orange',)."""
   article = 'an' if name[:1].lower() in 'aeiou' else 'a'
-  return f'a photo of {article} {name}'
+  return (f'a photo of {article} {name}',)
 
 
-def digit_caption(name: str) -> str:
-  return f'a handwritten digit {name}'
+def digit_captions(name: str) -> tuple[str, ...]:
+  """('a handwritten digit 7', 'a handwritten digit seven'); the first is used in evaluation."""
+  return tuple(f'a handwritten digit {n}' for n in (name, DIGIT_WORDS[int(name)]))

@@ -60,15 +60,15 @@ class _Loader:
     if self.train and self.random_flip:
       flip_B = rng.random(len(indices_B)) < 0.5
       images_BHWC[flip_B] = images_BHWC[flip_B, :, ::-1]
-    if self.dataset.has_stored_captions:
-      if not all(stored_captions):
-        empty = indices_B[[not c for c in stored_captions]][0]
-        raise decode.CorruptRecordError(f'Record {empty} has no captions.')
-      picks_B = ((rng.random(len(indices_B)) * [len(c) for c in stored_captions]).astype(int)
-                 if self.train else np.zeros(len(indices_B), int))
-      captions_B = np.array([c[k] for c, k in zip(stored_captions, picks_B)], dtype=object)
-    else:
-      captions_B = np.array(self.dataset.class_captions, dtype=object)[labels_B]
+    if not self.dataset.has_stored_captions:  # a class dataset: its class's caption variants
+      stored_captions = [self.dataset.class_captions[label] for label in labels_B]
+    if not all(stored_captions):
+      empty = indices_B[[not c for c in stored_captions]][0]
+      raise decode.CorruptRecordError(f'Record {empty} has no captions.')
+    # Training picks a random caption of each example (per epoch), evaluation the first.
+    picks_B = ((rng.random(len(indices_B)) * [len(c) for c in stored_captions]).astype(int)
+               if self.train else np.zeros(len(indices_B), int))
+    captions_B = np.array([c[k] for c, k in zip(stored_captions, picks_B)], dtype=object)
     return {'image': images_BHWC, 'label': labels_B.astype(np.int32), 'caption': captions_B}
 
 

@@ -59,7 +59,7 @@ class Dataset:
   image_shape: tuple[int, int, int]  # (H, W, C) of the produced images
   num_classes: int
   class_names: tuple[str, ...]  # readable; empty for caption datasets
-  class_captions: tuple[str, ...]  # caption per class; empty when records carry captions
+  class_captions: tuple[tuple[str, ...], ...]  # per class; empty when records carry captions
   split_sizes: dict[str, int]
   raw_pixels: bool  # images stored as raw uint8 (writer.image_feature), not PNG/JPEG
   _sources: dict[str, Sequence[bytes]]  # our split -> raw records of the stored split
@@ -151,8 +151,8 @@ def _check_shape(features, config: ml_collections.ConfigDict) -> tuple[int, int,
   return size, size, channels
 
 
-def _classes(features, config) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """(readable class names, caption per class); both empty for datasets with captions."""
+def _classes(features, config) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+  """(readable class names, captions per class); both empty for datasets with captions."""
   if 'captions' in features:
     return (), ()
   if 'label' not in features:
@@ -165,9 +165,9 @@ def _classes(features, config) -> tuple[tuple[str, ...], tuple[str, ...]]:
   if config.dataset.name == 'cifar100':  # TFDS learns these names at build time only.
     stored = names.cifar100_names()
   readable = tuple(names.readable(n) for n in stored)
-  caption: Callable[[str], str] = (names.digit_caption if config.dataset.name == 'digits'
-                                   else names.photo_caption)
-  return readable, tuple(caption(n) for n in readable)
+  captions: Callable[[str], tuple[str, ...]] = (
+      names.digit_captions if config.dataset.name == 'digits' else names.photo_captions)
+  return readable, tuple(captions(n) for n in readable)
 
 
 def open_dataset(config: ml_collections.ConfigDict) -> Dataset:
