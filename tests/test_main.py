@@ -55,8 +55,7 @@ def test_unknown_dataset(trained_workdir):
   before = _snapshot(trained_workdir)
   out = _main(trained_workdir, '--config.dataset.name=no_such_dataset')
   assert out.returncode != 0
-  assert "Unknown dataset 'no_such_dataset'" in out.stderr or 'no_such_dataset' in (
-      out.stderr.strip().splitlines()[-1])
+  assert "Unknown dataset name 'no_such_dataset'" in out.stderr.strip().splitlines()[-1]
   assert _snapshot(trained_workdir) == before
 
 
