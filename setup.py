@@ -22,6 +22,7 @@ setuptools.setup(
         'array_record>=0.8.6',
         'ml-collections>=1.1.0',
         'clu>=0.0.12',
+        'tensorboard>=2.21',  # clu's metric writers
         'tensorflow-cpu>=2.21',
         'pillow>=10.0',
         'scikit-learn>=1.5',
