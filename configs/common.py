@@ -47,6 +47,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.cross_attention_blocks = 'all'  # 'all', 'last', or block indices such as '1,3'
   config.model.cross_attention_heads = 4  # must divide config.model.width
   config.model.cond_dropout = 0.0  # training: P(label and prompt -> null inputs), for guidance
+  config.model.position_embedding = False  # learned per-position start features [H, W, width]
+  config.model.input_corruption = 0.0  # training: P(input pixel -> uniform noise), targets kept
   config.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16'
 
   config.optim = ml_collections.ConfigDict()

@@ -33,6 +33,46 @@ def test_prior_bottleneck_is_causal():
   assert leak < TOLERANCE and own_change > 1e-4
 
 
+def test_position_embedding_is_causal():
+  config = tiny_config(size=6, num_blocks=2)
+  config.model.position_embedding = True
+  model = models.build_model(config)
+  params = models.init_params(model, config, jax.random.key(0))
+  backbone = dict(params['backbone'])
+  for k, name in zip(jax.random.split(jax.random.key(1)), ('v_pos', 'h_pos')):
+    assert backbone[name].shape == (6, 6, 16)
+    backbone[name] = jax.random.normal(k, backbone[name].shape)  # zero at init
+  params = dict(params, backbone=backbone)
+  apply = jax.jit(lambda x, y: model.apply({'params': params}, x, y))
+  log_prob = lambda images, labels=None: apply(
+      jnp.asarray(images), None if labels is None else jnp.asarray(labels, jnp.int32))
+  image = np.random.RandomState(0).randint(0, 256, (6, 6, 1)).astype(np.uint8)
+  leak, own_change = causality_deviation(log_prob, image, label=3)
+  assert leak < TOLERANCE and own_change > 1e-4
+  # The embeddings do change the likelihood (per position).
+  plain = models.build_model(config)
+  zero = dict(params, backbone=dict(backbone, v_pos=0 * backbone['v_pos'],
+                                    h_pos=0 * backbone['h_pos']))
+  assert not np.allclose(log_prob(image[None], [3]),
+                         plain.apply({'params': zero}, image[None], jnp.array([3])))
+
+
+def test_input_corruption_is_training_only():
+  config = tiny_config(size=6, num_blocks=2)
+  model = models.build_model(config)
+  params = models.init_params(model, config, jax.random.key(0))
+  config.model.input_corruption = 0.3
+  corrupting = models.build_model(config)
+  images = np.random.RandomState(0).randint(0, 256, (4, 6, 6, 1)).astype(np.uint8)
+  labels = jnp.arange(4)
+  rngs = {'dropout': jax.random.key(2)}
+  np.testing.assert_array_equal(model.apply({'params': params}, images, labels),
+                                corrupting.apply({'params': params}, images, labels))
+  clean = model.apply({'params': params}, images, labels, train=True, rngs=rngs)
+  noisy = corrupting.apply({'params': params}, images, labels, train=True, rngs=rngs)
+  assert not np.allclose(clean, noisy)
+
+
 def test_images_in_a_batch_do_not_interact():
   config = tiny_config(rgb=True, head='logistic_mixture')
   log_prob = models.build_log_prob(config)

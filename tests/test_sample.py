@@ -18,17 +18,30 @@ CASES = {  # each head with the prior off and on, grayscale and RGB, class-condi
     'gray-mixture-prior': dict(rgb=False, head='logistic_mixture', prior=True),
     'gray-categorical-prior-bottleneck': dict(rgb=False, head='categorical', prior=True,
                                               prior_channels=4),
+    'gray-categorical-prior-position': dict(rgb=False, head='categorical', prior=True,
+                                            position_embedding=True),
 }
 
 
 def make_case(name):
   options = dict(CASES[name])
   prior_channels = options.pop('prior_channels', 0)
+  position_embedding = options.pop('position_embedding', False)
   config = tiny_config(size=6, **options)
   config.model.prior_channels = prior_channels
+  config.model.position_embedding = position_embedding
   config.sample.num_images = config.sample.batch_size = NUM_IMAGES
   params = models.init_params(models.build_model(config), config, jax.random.key(7))
+  if position_embedding:  # zero at init: make them matter, so the sampler's slices are checked
+    params = randomize_position_embeddings(params, jax.random.key(11))
   return config, params
+
+
+def randomize_position_embeddings(params, key):
+  backbone = dict(params['backbone'])
+  for k, name in zip(jax.random.split(key), ('v_pos', 'h_pos')):
+    backbone[name] = jax.random.normal(k, backbone[name].shape, backbone[name].dtype)
+  return dict(params, backbone=backbone)
 
 
 def model_outputs(config, params, images, labels):

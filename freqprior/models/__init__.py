@@ -54,6 +54,8 @@ def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
       dtype=DTYPES[m.dtype],
       text=text_config(config),
       cond_dropout=m.cond_dropout,
+      position_embedding=m.position_embedding,
+      input_corruption=m.input_corruption,
   )
 
 

@@ -8,6 +8,7 @@ enters each position on its own: gated fusion of the pooled prompt, or cross-att
 from typing import Optional
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from freqprior.models import guidance
@@ -57,6 +58,8 @@ class PixelCNN(nn.Module):
   dtype: jnp.dtype = jnp.float32
   text: Optional[text_lib.TextConfig] = None  # None: no prompt conditioning
   cond_dropout: float = 0.0  # training: P(label and prompt -> null inputs)
+  position_embedding: bool = False  # learned [H, W, F] start features per stack
+  input_corruption: float = 0.0  # training: P(an input pixel -> uniform noise); targets unchanged
 
   def setup(self):
     if self.head == 'categorical':
@@ -69,7 +72,8 @@ class PixelCNN(nn.Module):
                        f'got {self.head!r}')
     self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
                              self.dropout, self.prior_blocks, self.prior_kernel, self.dtype,
-                             self.text, self.cond_dropout, self.prior_channels)
+                             self.text, self.cond_dropout, self.prior_channels,
+                             self.position_embedding, self.input_corruption)
 
   def features(self, images_BHWC, labels_B=None, train=False, tokens_BT=None):
     """-> features_BHWF (float32), each seeing only strictly earlier pixels."""
@@ -92,6 +96,8 @@ class Backbone(nn.Module):
   text: Optional[text_lib.TextConfig] = None
   cond_dropout: float = 0.0
   prior_channels: int = 0
+  position_embedding: bool = False
+  input_corruption: float = 0.0
 
   def context(self, labels_B: Optional[jnp.ndarray], batch: int) -> jnp.ndarray:
     """Per-example context vector [B, D]; the learned null context when there is no label."""
@@ -140,6 +146,15 @@ class Backbone(nn.Module):
         self.make_rng('dropout'), self.cond_dropout, labels_B, tokens_BT, self.num_classes)
     return labels_B, tokens_BT
 
+  def corrupt(self, x_BHWC):
+    """Training only: each input pixel independently (per example and position) becomes
+    uniform noise in [-1, 1] with probability input_corruption; the targets stay the true
+    pixels, so the network learns not to over-trust any single context pixel."""
+    key_hit, key_value = jax.random.split(self.make_rng('dropout'))
+    hit_BHW1 = jax.random.bernoulli(key_hit, self.input_corruption, (*x_BHWC.shape[:3], 1))
+    noise_BHWC = jax.random.uniform(key_value, x_BHWC.shape, x_BHWC.dtype, -1.0, 1.0)
+    return jnp.where(hit_BHW1, noise_BHWC, x_BHWC)
+
   @nn.compact
   def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
     """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
@@ -148,6 +163,8 @@ class Backbone(nn.Module):
       labels_B, tokens_BT = self.drop_conditioning(labels_B, tokens_BT, batch)
     cond_BD = self.context(labels_B, batch)
     text = self.encode_text(tokens_BT, batch)
+    if train and self.input_corruption > 0:
+      x_BHWC = self.corrupt(x_BHWC)
     x_BHWC = x_BHWC.astype(self.dtype)
     conv = lambda kernel, shift, name: layers.ShiftedConv(self.width, kernel, shift, self.dtype,
                                                           name=name)
@@ -156,9 +173,14 @@ class Backbone(nn.Module):
     start_v_BF, start_h_BF = jnp.split(start_cond, 2, axis=-1)
     v_BHWF = layers.down_shift(conv((2, 3), 'down', 'v_in')(x_BHWC))
     v_BHWF = v_BHWF + start('v_start') + start_v_BF[:, None, None]
+    pos = lambda name: self.param(name, nn.initializers.zeros, (*x_BHWC.shape[1:3], self.width))
+    if self.position_embedding:  # depends on the position only, so causality is unchanged
+      v_BHWF = v_BHWF + pos('v_pos').astype(self.dtype)
     h_BHWF = (layers.down_shift(conv((1, 3), 'down', 'h_in_above')(x_BHWC))
               + layers.right_shift(conv((2, 1), 'down_right', 'h_in_left')(x_BHWC)))
     h_BHWF = h_BHWF + start('h_start') + start_h_BF[:, None, None]
+    if self.position_embedding:
+      h_BHWF = h_BHWF + pos('h_pos').astype(self.dtype)
     prior = lambda stack, i: prior_lib.FrequencyPrior(
         stack, self.prior_kernel, self.prior_channels, self.dtype, name=f'{stack[0]}_prior{i}')
     for i in range(self.num_blocks):

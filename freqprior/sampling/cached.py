@@ -204,6 +204,8 @@ class Stepper:
     not_first = i > 0  # down_shift: row 0 of both input terms is exactly zero
     v = jnp.where(not_first, self._conv('v_in', above_B2XC), 0)
     v = v + self.p['v_start'] + self.start_v_B11F  # the full model's order of additions
+    if 'v_pos' in self.p:  # position embedding: row i, [1, 1, W, F]
+      v = v + jax.lax.dynamic_slice_in_dim(self.p['v_pos'], i, 1, axis=0)[None].astype(v.dtype)
     h_above = jnp.where(not_first, self._conv('h_in_above', above_B2XC[:, 1:]), 0)
     v_conv, v_hist, v_rows = list(state['v_conv']), dict(state['v_hist']), []
     for b in range(self.num_blocks):
@@ -225,6 +227,9 @@ class Stepper:
     h_left = jnp.where(j > 0, self._conv('h_in_left', left_B21C), 0)  # right_shift
     column = lambda row_B1WF: jax.lax.dynamic_slice_in_dim(row_B1WF, j, 1, axis=2)
     h = column(h_above) + h_left + self.p['h_start'] + self.start_h_B11F
+    if 'h_pos' in self.p:  # position embedding: pixel (i, j), [1, 1, 1, F]
+      pos_11F = jax.lax.dynamic_slice(self.p['h_pos'], (i, j, 0), (1, 1, self.width))
+      h = h + pos_11F[None].astype(h.dtype)
     h_conv, h_hist = list(state['h_conv']), dict(state['h_hist'])
     for b in range(self.num_blocks):
       h, h_conv[b] = self._gated(f'h_block{b}', h, h_conv[b],
