@@ -24,9 +24,9 @@ setuptools.setup(
         'clu>=0.0.12',
         'tensorboard>=2.21',  # clu's metric writers
         'tensorflow-cpu>=2.21',
-        'pillow>=10.0',
-        'scikit-learn>=1.5',
-        'numpy>=2.0',
+        'pillow>=13.0',
+        'scikit-learn>=1.9',
+        'numpy>=2.4',
     ],
-    extras_require={'test': ['pytest>=8.0', 'pytest-xdist>=3.5']},
+    extras_require={'test': ['pytest>=9.0', 'pytest-xdist>=3.8']},
 )
