@@ -1,6 +1,7 @@
 """Train-step throughput of the real sharded step, frequency prior on vs off, measured alternately.
 
-  python benchmarks/train_throughput.py [--steps=8] [--rounds=3] [--full]
+  python benchmarks/train_throughput.py [--steps=5] [--rounds=3] [--full]
+      [--models=digits,cifar100,imagenet64] [--dtypes=float32,bfloat16]
 
 Without --full on a CPU host, batch and width are scaled down (the sizes are in the output);
 on an accelerator (or with --full) the shipped configs run at full size, and bfloat16 vs
@@ -75,13 +76,19 @@ def main():
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--full', action='store_true')
+  parser.add_argument('--models', default='digits,cifar100,imagenet64')
+  parser.add_argument('--dtypes', default='', help='default: float32,bfloat16 on an '
+                      'accelerator, float32 on CPU')
   args = parser.parse_args()
   device = jax.devices()[0]
   accelerator = device.platform != 'cpu'
   full = args.full or accelerator
-  dtypes = ['float32', 'bfloat16'] if accelerator else ['float32']
+  dtypes = (args.dtypes.split(',') if args.dtypes
+            else ['float32', 'bfloat16'] if accelerator else ['float32'])
+  modules = {'digits': digits, 'cifar100': cifar100, 'imagenet64': imagenet64}
   results = {}
-  for name, module in [('digits', digits), ('cifar100', cifar100), ('imagenet64', imagenet64)]:
+  for name in args.models.split(','):
+    module = modules[name]
     for dtype in dtypes:
       runners = {prior: Runner(build_config(module, name, prior, dtype, full))
                  for prior in (True, False)}
@@ -110,7 +117,9 @@ def main():
       print(name, dtype, json.dumps(entry), flush=True)
   summary = {'device': device.device_kind, 'num_devices': jax.device_count(),
              'full_size': full, 'steps_per_round': args.steps, 'rounds': args.rounds,
-             'prior_overhead': results['cifar100_float32']['prior_overhead'],
+             'prior_overhead': next((results[k]['prior_overhead'] for k in
+                                     ('cifar100_float32', 'cifar100_bfloat16') if k in results),
+                                    None),
              'results': results}
   print(json.dumps(summary))
 

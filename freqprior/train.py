@@ -12,8 +12,6 @@ import time
 from typing import Any, Callable, Optional
 
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
 from etils import epath
 import jax
 import jax.numpy as jnp
@@ -247,6 +245,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
                dict(setup.mesh.shape), 'resuming' if latest is not None else 'starting', step)
 
   # ---- Metric writers and periodic actions (process 0 writes TensorBoard). -----------------
+  # Imported here: clu's writers import TensorFlow, which the train step itself does not need
+  # (benchmarks time Setup's step on accelerator images without TensorFlow).
+  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if latest is None:
     writer.write_hparams({k: str(v) for k, v in config.to_dict().items()

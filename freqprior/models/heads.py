@@ -2,13 +2,14 @@
 
 The network's features at a pixel see only earlier pixels; each head adds the dependence on the
 pixel's earlier channels (R -> G -> B) itself, so subpixel c never sees channels >= c.
-Everything here runs in float32.
+Everything here runs in float32, products included (Precision.HIGHEST: no TF32 on GPUs).
 """
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 NUM_VALUES = 256
+HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 / bf16 passes)
 
 
 def to_unit_range(images: jnp.ndarray) -> jnp.ndarray:
@@ -34,7 +35,7 @@ class CategoricalHead(nn.Module):
     features_BHWF = features_BHWF.astype(jnp.float32)
     table_CKD = self.param('embed', nn.initializers.normal(1.0), (c, NUM_VALUES, d))
     e_BHWCD = table_CKD[jnp.arange(c), images_BHWC.astype(jnp.int32)]
-    z_BHWCD = (nn.Dense(d, name='features')(features_BHWF)[..., None, :]
+    z_BHWCD = (nn.Dense(d, precision=HIGHEST, name='features')(features_BHWF)[..., None, :]
                + exclusive_channel_sum(e_BHWCD)
                + self.param('channel_bias', nn.initializers.normal(1.0), (c, d)))
     hidden_BHWCD = nn.elu(_per_channel_dense(self, 'hidden', nn.elu(z_BHWCD), d))
@@ -52,7 +53,7 @@ def _per_channel_dense(module, name, x_BHWCD, features):
   kernel = module.param(f'{name}_kernel', nn.initializers.lecun_normal(batch_axis=(0,)),
                         (c, d, features))
   bias = module.param(f'{name}_bias', nn.initializers.zeros, (c, features))
-  return jnp.einsum('...cd,cdf->...cf', x_BHWCD, kernel) + bias
+  return jnp.einsum('...cd,cdf->...cf', x_BHWCD, kernel, precision=HIGHEST) + bias
 
 
 def log_sigmoid_difference(a, b):
@@ -84,8 +85,9 @@ class LogisticMixtureHead(nn.Module):
     """-> (mixture logits [B,H,W,M], means [..., C, M], log scales [..., C, M], coeffs [..., P, M])."""
     c, m = self.channels, self.num_mixtures
     num_coeffs = c * (c - 1) // 2
-    hidden = nn.elu(nn.Dense(self.width, name='hidden')(nn.elu(features_BHWF.astype(jnp.float32))))
-    raw = nn.Dense(m * (1 + 2 * c + num_coeffs), name='out')(hidden)
+    hidden = nn.elu(nn.Dense(self.width, precision=HIGHEST, name='hidden')(
+        nn.elu(features_BHWF.astype(jnp.float32))))
+    raw = nn.Dense(m * (1 + 2 * c + num_coeffs), precision=HIGHEST, name='out')(hidden)
     raw = raw.reshape(*raw.shape[:-1], 1 + 2 * c + num_coeffs, m)
     logit_pi = raw[..., 0, :]
     means = raw[..., 1:1 + c, :]

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 / bf16 passes)
+
 
 def causal_filter(x_BHWC: jnp.ndarray, taps: jnp.ndarray, stack: str) -> jnp.ndarray:
   """Depthwise y[i, j] = sum over causal (dy, dx) of taps[dy, dx] * x[i - dy, j - dx], in float32.
@@ -29,12 +31,15 @@ def causal_filter(x_BHWC: jnp.ndarray, taps: jnp.ndarray, stack: str) -> jnp.nda
   x_BHWC = x_BHWC.astype(jnp.float32)
   taps = taps.astype(jnp.float32)
   if stack == 'vertical':
-    t_f = toeplitz(vertical_taps_f(taps, width), height)  # [i, r, w, C]
-    x_f = jnp.fft.rfft(x_BHWC.transpose(0, 3, 1, 2), n=2 * width)  # [B, C, r, w]: FFT axis last
-    y_f = jnp.einsum('irwc,bcrw->bciw', t_f, x_f)
-    return jnp.fft.irfft(y_f, n=2 * width)[..., :width].transpose(0, 2, 3, 1)
+    t_wcir = toeplitz(vertical_taps_f(taps, width).transpose(1, 2, 0), height)
+    x_bcrw = jnp.fft.rfft(x_BHWC.transpose(0, 3, 1, 2), n=2 * width)  # FFT axis last
+    # (w, c) as leading batch axes: one small matmul per frequency and channel (3x faster on
+    # CPU than the same contraction as an einsum over [B, C, r, w]).
+    y_wcib = jnp.matmul(t_wcir, x_bcrw.transpose(3, 1, 2, 0), precision=HIGHEST)
+    return jnp.fft.irfft(y_wcib.transpose(3, 1, 2, 0), n=2 * width)[..., :width].transpose(
+        0, 2, 3, 1)
   if stack == 'horizontal':
-    return jnp.einsum('jkc,bikc->bijc', toeplitz(taps, width), x_BHWC)
+    return jnp.einsum('cjk,bikc->bijc', toeplitz(taps.T, width), x_BHWC, precision=HIGHEST)
   raise ValueError(f'unknown stack {stack!r}')
 
 
@@ -45,10 +50,10 @@ def vertical_taps_f(taps_HXC: jnp.ndarray, width: int) -> jnp.ndarray:
   return jnp.fft.rfft(circular_HXC, axis=1)
 
 
-def toeplitz(taps_N: jnp.ndarray, n: int) -> jnp.ndarray:
-  """T[i, r] = taps[i - r] for r <= i, exactly 0 otherwise (leading axis of taps: the lag)."""
-  padded = jnp.concatenate([jnp.zeros_like(taps_N[1:n]), taps_N[:n]], axis=0)  # lags 1-n .. n-1
-  return jnp.stack([jnp.flip(padded[i:i + n], 0) for i in range(n)])  # slices, not a gather
+def toeplitz(taps_XN: jnp.ndarray, n: int) -> jnp.ndarray:
+  """[..., i, r] = taps[..., i - r] for r <= i, exactly 0 otherwise (last axis of taps: the lag)."""
+  padded = jnp.concatenate([jnp.zeros_like(taps_XN[..., 1:n]), taps_XN[..., :n]], axis=-1)
+  return jnp.stack([jnp.flip(padded[..., i:i + n], -1) for i in range(n)], -2)  # no gather
 
 
 def tap_offsets(stack: str, height: int, width: int) -> jnp.ndarray:
@@ -110,6 +115,7 @@ class FrequencyPrior(nn.Module):
     _, height, width, channels = x_BHWC.shape
     u_BHWC = nn.LayerNorm(dtype=jnp.float32, name='norm')(x_BHWC.astype(jnp.float32))
     if self.features:
-      u_BHWC = nn.Dense(self.features, dtype=jnp.float32, name='reduce')(u_BHWC)
+      u_BHWC = nn.Dense(self.features, dtype=jnp.float32, precision=HIGHEST,
+                        name='reduce')(u_BHWC)
     y_BHWC = causal_filter(u_BHWC, self.taps(height, width, u_BHWC.shape[-1]), self.stack)
     return nn.Dense(channels, dtype=self.dtype, name='predict')(y_BHWC.astype(self.dtype))
