@@ -1,12 +1,15 @@
 """Train-step throughput of the real sharded step, frequency prior on vs off, measured alternately.
 
   python benchmarks/train_throughput.py [--steps=5] [--rounds=3] [--full]
-      [--models=digits,cifar100,imagenet64] [--dtypes=float32,bfloat16]
+      [--models=digits,cifar100,imagenet64] [--dtypes=float32,bfloat16] [--placements]
 
 Without --full on a CPU host, batch and width are scaled down (the sizes are in the output);
 on an accelerator (or with --full) the shipped configs run at full size, and bfloat16 vs
 float32 and MFU against the chip's peak are reported too. The last line is JSON with
 `prior_overhead` = (step time with prior / without) - 1 for the cifar100 config.
+--placements adds `placements`: the cifar100 config's overhead with the prior placed and
+parameterized otherwise (a 1/3-width bottleneck, every other block, the last block only, the
+implicit kernel), all timed alternately in one run.
 """
 import argparse
 import json
@@ -75,12 +78,36 @@ class Runner:
     return times
 
 
+def placement_overheads(steps: int, rounds: int, full: bool) -> dict[str, float]:
+  """cifar100's prior_overhead for each placement / parameterization the model supports."""
+  base = build_config(cifar100, 'cifar100', True, 'float32', full)
+  width, blocks = base.model.width, base.model.num_blocks
+  every_other = ','.join(str(i) for i in range(1, blocks, 2))
+  variants = {'none': dict(frequency_prior=False), 'shipped': {},
+              'bottleneck': dict(prior_channels=width // 3),
+              'every_other': dict(prior_blocks=every_other),
+              'every_other_bottleneck': dict(prior_blocks=every_other, prior_channels=width // 3),
+              'last': dict(prior_blocks='last'), 'implicit': dict(prior_kernel='implicit')}
+  runners = {}
+  for name, update in variants.items():
+    config = base.copy_and_resolve_references()
+    config.model.update(**update)
+    runners[name] = Runner(config)
+  times = {name: [] for name in variants}
+  for _ in range(rounds):
+    for name, runner in runners.items():
+      times[name] += runner.time(steps)
+  none = statistics.median(times.pop('none'))
+  return {name: statistics.median(t) / none - 1 for name, t in times.items()}
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--full', action='store_true')
   parser.add_argument('--models', default='digits,cifar100,imagenet64')
+  parser.add_argument('--placements', action='store_true')
   parser.add_argument('--dtypes', default='', help='default: float32,bfloat16 on an '
                       'accelerator, float32 on CPU')
   args = parser.parse_args()
@@ -125,6 +152,8 @@ def main():
                                      ('cifar100_float32', 'cifar100_bfloat16') if k in results),
                                     None),
              'results': results}
+  if args.placements:
+    summary['placements'] = placement_overheads(args.steps, args.rounds, full)
   print(json.dumps(summary))
 
 

@@ -3,7 +3,9 @@
 Command:  python main.py --config=configs/cifar100.py --workdir=gs://BUCKET/cifar100 \
             --config.dataset.data_dir=gs://BUCKET/tfds
 Hardware: sized for a TPU v4-8 / v5e-8 or 8 GPUs (global batch 64).
-Expected: target test bits/dim below 3.2 (not yet measured).
+Expected: target test bits/dim below 3.2 (not yet measured). Measured train step on one NVIDIA
+          H200 (benchmarks/train_throughput.py, batch 64, float32 with XLA's default TF32
+          products): 793 images/s, 1,249 without the frequency prior.
 """
 from configs import common
 
