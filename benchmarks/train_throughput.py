@@ -78,6 +78,15 @@ class Runner:
     return times
 
 
+def alternating_medians(runners: dict, steps: int, rounds: int) -> dict:
+  """Median step time of each runner, timed in turn for `rounds` rounds (drift hits all)."""
+  times = {name: [] for name in runners}
+  for _ in range(rounds):
+    for name, runner in runners.items():
+      times[name] += runner.time(steps)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
 def placement_overheads(steps: int, rounds: int, full: bool) -> dict[str, float]:
   """cifar100's prior_overhead for each placement / parameterization the model supports."""
   base = build_config(cifar100, 'cifar100', True, 'float32', full)
@@ -93,12 +102,9 @@ def placement_overheads(steps: int, rounds: int, full: bool) -> dict[str, float]
     config = base.copy_and_resolve_references()
     config.model.update(**update)
     runners[name] = Runner(config)
-  times = {name: [] for name in variants}
-  for _ in range(rounds):
-    for name, runner in runners.items():
-      times[name] += runner.time(steps)
-  none = statistics.median(times.pop('none'))
-  return {name: statistics.median(t) / none - 1 for name, t in times.items()}
+  medians = alternating_medians(runners, steps, rounds)
+  none = medians.pop('none')
+  return {name: median / none - 1 for name, median in medians.items()}
 
 
 def main():
@@ -123,13 +129,10 @@ def main():
     for dtype in dtypes:
       runners = {prior: Runner(build_config(module, name, prior, dtype, full))
                  for prior in (True, False)}
-      times = {True: [], False: []}
-      for _ in range(args.rounds):  # alternate, so drift hits both equally
-        for prior in (True, False):
-          times[prior] += runners[prior].time(args.steps)
+      medians = alternating_medians(runners, args.steps, args.rounds)
       entry = {}
       for prior, runner in runners.items():
-        median = statistics.median(times[prior])
+        median = medians[prior]
         key = 'prior' if prior else 'no_prior'
         entry[key] = {'median_step_s': median, 'images_per_s': runner.batch_size / median,
                       'forward_gflops_per_image': runner.forward_flops / 1e9,
