@@ -1,6 +1,6 @@
 """Train-step throughput of the real sharded step, frequency prior on vs off, measured alternately.
 
-  python benchmarks/train_throughput.py [--steps=5] [--rounds=3] [--full]
+  python benchmarks/train_throughput.py [--steps=10] [--rounds=6] [--full] [--batch_size=N]
       [--models=digits,cifar100,imagenet64] [--dtypes=float32,bfloat16] [--placements]
 
 Without --full on a CPU host, batch and width are scaled down (the sizes are in the output);
@@ -8,8 +8,8 @@ on an accelerator (or with --full) the shipped configs run at full size, and bfl
 float32 and MFU against the chip's peak are reported too. The last line is JSON with
 `prior_overhead` = (step time with prior / without) - 1 for the cifar100 config.
 --placements adds `placements`: the cifar100 config's overhead with the prior placed and
-parameterized otherwise (a 1/3-width bottleneck, every other block, the last block only, the
-implicit kernel), all timed alternately in one run.
+parameterized otherwise (every block, every other block, full width or a 1/3-width bottleneck,
+the implicit kernel), all timed alternately in one run.
 """
 import argparse
 import json
@@ -26,18 +26,23 @@ from freqprior import models, train  # pylint: disable=g-import-not-at-top
 
 PEAK_BF16_FLOPS = {'TPU v4': 275e12, 'TPU v5 lite': 197e12, 'TPU v5p': 459e12,
                    'NVIDIA H100': 989e12, 'NVIDIA H200': 989e12, 'NVIDIA A100': 312e12}
-CPU_SIZES = {'digits': dict(batch_size=64), 'cifar100': dict(batch_size=8, width=48, num_blocks=4),
-             # imagenet64's placement scaled down: a 1/4-width prior in every other block
-             'imagenet64': dict(batch_size=2, width=32, num_blocks=4, prior_blocks='1,3',
-                                prior_channels=8)}
+# The shipped placement scaled down with the depth and width: the prior in the last block of
+# every four, filtering a 1/3-width projection.
+CPU_SIZES = {'digits': dict(batch_size=64),
+             'cifar100': dict(batch_size=8, width=48, num_blocks=4, prior_blocks='3',
+                              prior_channels=16),
+             'imagenet64': dict(batch_size=2, width=32, num_blocks=4, prior_blocks='3',
+                                prior_channels=10)}
 
 
-def build_config(module, name: str, prior: bool, dtype: str, full: bool):
+def build_config(module, name: str, prior: bool, dtype: str, full: bool, batch_size: int = 0):
+  """The shipped config, scaled down unless `full`; `batch_size` (if set) overrides the batch."""
   config = module.get_config()
   if not full:
     sizes = dict(CPU_SIZES[name])
     config.batch_size = sizes.pop('batch_size')
     config.model.update(head_width=sizes.get('width', config.model.head_width), **sizes)
+  config.batch_size = batch_size or config.batch_size
   config.model.frequency_prior = prior
   config.model.dtype = dtype
   config.mesh.shape = (-1, 1)
@@ -87,16 +92,18 @@ def alternating_medians(runners: dict, steps: int, rounds: int) -> dict:
   return {name: statistics.median(t) for name, t in times.items()}
 
 
-def placement_overheads(steps: int, rounds: int, full: bool) -> dict[str, float]:
+def placement_overheads(steps: int, rounds: int, full: bool,
+                        batch_size: int = 0) -> dict[str, float]:
   """cifar100's prior_overhead for each placement / parameterization the model supports."""
-  base = build_config(cifar100, 'cifar100', True, 'float32', full)
-  width, blocks = base.model.width, base.model.num_blocks
+  base = build_config(cifar100, 'cifar100', True, 'float32', full, batch_size)
+  blocks = base.model.num_blocks
   every_other = ','.join(str(i) for i in range(1, blocks, 2))
   variants = {'none': dict(frequency_prior=False), 'shipped': {},
-              'bottleneck': dict(prior_channels=width // 3),
-              'every_other': dict(prior_blocks=every_other),
-              'every_other_bottleneck': dict(prior_blocks=every_other, prior_channels=width // 3),
-              'last': dict(prior_blocks='last'), 'implicit': dict(prior_kernel='implicit')}
+              'shipped_full_width': dict(prior_channels=0),
+              'shipped_implicit': dict(prior_kernel='implicit'),
+              'every_other_bottleneck': dict(prior_blocks=every_other),
+              'every_block_bottleneck': dict(prior_blocks='all'),
+              'every_block_full_width': dict(prior_blocks='all', prior_channels=0)}
   runners = {}
   for name, update in variants.items():
     config = base.copy_and_resolve_references()
@@ -109,9 +116,11 @@ def placement_overheads(steps: int, rounds: int, full: bool) -> dict[str, float]
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument('--steps', type=int, default=5)
-  parser.add_argument('--rounds', type=int, default=3)
+  parser.add_argument('--steps', type=int, default=10)
+  parser.add_argument('--rounds', type=int, default=6)
   parser.add_argument('--full', action='store_true')
+  parser.add_argument('--batch_size', type=int, default=0, help='overrides every model\'s batch '
+                      '(e.g. --full --batch_size=8: full-size models at a CPU-sized batch)')
   parser.add_argument('--models', default='digits,cifar100,imagenet64')
   parser.add_argument('--placements', action='store_true')
   parser.add_argument('--dtypes', default='', help='default: float32,bfloat16 on an '
@@ -127,7 +136,7 @@ def main():
   for name in args.models.split(','):
     module = modules[name]
     for dtype in dtypes:
-      runners = {prior: Runner(build_config(module, name, prior, dtype, full))
+      runners = {prior: Runner(build_config(module, name, prior, dtype, full, args.batch_size))
                  for prior in (True, False)}
       medians = alternating_medians(runners, args.steps, args.rounds)
       entry = {}
@@ -143,7 +152,7 @@ def main():
           entry[key]['mfu'] = 3 * runner.forward_flops * runner.batch_size / median / peak
       entry['prior_overhead'] = (entry['prior']['median_step_s']
                                  / entry['no_prior']['median_step_s'] - 1)
-      config = build_config(module, name, True, dtype, full)
+      config = build_config(module, name, True, dtype, full, args.batch_size)
       entry['sizes'] = {'batch_size': config.batch_size, 'width': config.model.width,
                         'num_blocks': config.model.num_blocks,
                         'image_size': config.dataset.image_size}
@@ -156,7 +165,7 @@ def main():
                                     None),
              'results': results}
   if args.placements:
-    summary['placements'] = placement_overheads(args.steps, args.rounds, full)
+    summary['placements'] = placement_overheads(args.steps, args.rounds, full, args.batch_size)
   print(json.dumps(summary))
 
 

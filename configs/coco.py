@@ -29,10 +29,6 @@ def get_config():
   config.model.cross_attention_heads = 8
   config.model.cond_dropout = 0.1
   config.model.dropout = 0.25
-  # At 64x64 a full-width prior in every block would hold 1.3M taps and a 340 MB row-Toeplitz
-  # product per block: filter a 40-channel projection in every other block.
-  config.model.prior_channels = 40
-  config.model.prior_blocks = '1,3,5,7,9,11'
   config.sample.class_label = ''  # prompts, not labels
   config.sample.prompt = ('a red double decker bus on a city street', 'a plate of food',
                           'a giraffe standing in a field', 'a man riding a wave on a surfboard')

@@ -28,6 +28,8 @@ def get_config():
   config.model.width = 192
   config.model.num_blocks = 12
   config.model.head_width = 192
+  config.model.prior_blocks = '3,7,11'  # as in cifar100: every fourth block, a 1/3-width filter
+  config.model.prior_channels = 64
   config.model.dropout = 0.0
   config.model.dtype = 'bfloat16'
   config.optim.learning_rate = 1e-3

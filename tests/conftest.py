@@ -14,8 +14,8 @@ def tiny_config(rgb: bool = False, head: str = 'categorical', prior: bool = True
   config = (cifar100 if rgb else digits).get_config()
   config.dataset.image_size = size
   config.model.update(head=head, frequency_prior=prior, width=width, num_blocks=num_blocks,
-                      head_width=16, num_mixtures=3, dropout=0.0, dtype='float32',
-                      class_conditional=conditional)
+                      prior_blocks='all', prior_channels=0, head_width=16, num_mixtures=3,
+                      dropout=0.0, dtype='float32', class_conditional=conditional)
   return config
 
 

@@ -1,4 +1,7 @@
 """The public likelihood API and its input checks."""
+import importlib
+
+import jax
 import numpy as np
 import pytest
 
@@ -10,7 +13,7 @@ from tests.conftest import tiny_config
 @pytest.mark.parametrize('config_module', [digits, cifar100])
 def test_build_log_prob_contract(config_module):
   config = config_module.get_config()
-  config.model.update(width=8, num_blocks=1, head_width=8)
+  config.model.update(width=8, num_blocks=1, head_width=8, prior_blocks='last', prior_channels=4)
   size, channels = config.dataset.image_size, config.dataset.channels
   log_prob = models.build_log_prob(config, seed=0)
   images = np.random.RandomState(0).randint(0, 256, (2, size, size, channels)).astype(np.uint8)
@@ -20,6 +23,18 @@ def test_build_log_prob_contract(config_module):
   unconditional = log_prob(images)  # labels=None: the null label
   assert not np.allclose(unconditional, out)
   np.testing.assert_array_equal(models.build_log_prob(config, seed=0)(images), unconditional)
+
+
+@pytest.mark.parametrize('name', ['digits', 'digits_text', 'cifar100', 'cifar100_text',
+                                  'imagenet32', 'imagenet64', 'coco'])
+def test_shipped_configs_build(name):
+  """Every shipped model (its prior placement included) initializes, abstractly: no compute."""
+  config = importlib.import_module(f'configs.{name}').get_config()
+  model = models.build_model(config)
+  params = jax.eval_shape(lambda rng: models.init_params(model, config, rng), jax.random.key(0))
+  assert sum(p.size for p in jax.tree.leaves(params)) > 0
+  if name in ('cifar100', 'imagenet32', 'imagenet64', 'coco'):
+    assert 0 < len(model.prior_blocks) < config.model.num_blocks
 
 
 @pytest.mark.parametrize('size', [8, 16, 64])

@@ -16,8 +16,9 @@ CASES = {  # each head with the prior off and on, grayscale and RGB, class-condi
     'rgb-categorical-prior': dict(rgb=True, head='categorical', prior=True),
     'rgb-mixture': dict(rgb=True, head='logistic_mixture', prior=False),
     'gray-mixture-prior': dict(rgb=False, head='logistic_mixture', prior=True),
-    'gray-categorical-prior-bottleneck': dict(rgb=False, head='categorical', prior=True,
-                                              prior_channels=4),
+    # the large configs' placement: the prior in some blocks only, behind a bottleneck
+    'gray-categorical-prior-last-bottleneck': dict(rgb=False, head='categorical', prior=True,
+                                                   prior_channels=4, prior_blocks='last'),
     'gray-categorical-prior-position': dict(rgb=False, head='categorical', prior=True,
                                             position_embedding=True),
 }
@@ -26,9 +27,11 @@ CASES = {  # each head with the prior off and on, grayscale and RGB, class-condi
 def make_case(name):
   options = dict(CASES[name])
   prior_channels = options.pop('prior_channels', 0)
+  prior_blocks = options.pop('prior_blocks', 'all')
   position_embedding = options.pop('position_embedding', False)
   config = tiny_config(size=6, **options)
   config.model.prior_channels = prior_channels
+  config.model.prior_blocks = prior_blocks
   config.model.position_embedding = position_embedding
   config.sample.num_images = config.sample.batch_size = NUM_IMAGES
   params = models.init_params(models.build_model(config), config, jax.random.key(7))
