@@ -1,6 +1,16 @@
 """Shared test helpers: tiny configs built from the shipped ones."""
-from absl import flags
-import pytest
+import os
+import tempfile
+
+# Before jax loads: one persistent compilation cache for this process, the other xdist worker
+# and the main.py subprocesses, which compile the same small programs again and again.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      os.path.join(tempfile.gettempdir(), f'freqprior-tests-{os.getuid()}'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from configs import cifar100, digits
 
