@@ -31,7 +31,7 @@ def get_config():
   config.model.num_blocks = 12
   config.model.head_width = 160
   # The prior in the last block of every group of four, filtering a 48-channel projection:
-  # in all 12 blocks at full width it cost 0.58-0.71 of the step (README, Results).
+  # in all 12 blocks at full width it cost 0.6-0.8 of a train step (README, Results).
   config.model.prior_blocks = '3,7,11'
   config.model.prior_channels = 48
   config.model.dropout = 0.5
