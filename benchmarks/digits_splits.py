@@ -1,0 +1,110 @@
+"""How hard the digits demo's test split is: the demo, as shipped, tested on other writers.
+
+  python benchmarks/digits_splits.py [--splits=shipped,writers0,...] [--workdir=/tmp/fp-splits]
+
+scikit-learn's 1,797 digits come from 13 writers (UCI optdigits' test set), stored writer after
+writer, so the demo's test split (the last 297 images) is about two writers the model never saw.
+TFDS stores the training records in a key-hash order, so the 200 validation images carved from
+the end of the stored training split are a random 200 of its images: the same writers as
+training. Each split below is written with the digits dataset's own writer as a `folder:`
+dataset and trained by `freqprior.train.train_and_evaluate` with configs/digits.py as shipped
+(best-validation checkpoint), then scored on its test and validation images:
+  shipped       the demo itself (config.dataset.name='digits'): test = images 1500..1796
+  writers<k>    test = images 297k..297k+296 (k = 0..4), other writers; training = the rest
+  random        test = 297 images drawn at random from all 1,797: the training writers
+  shipped_half  the shipped test split, training split = images 0..749 (about half the writers)
+  random_half   the random split with a random half of its 1,500 training-split images
+About 25 minutes on 2 CPU cores. The last line is JSON.
+"""
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+sys.path.insert(0, '.')
+from configs import digits  # pylint: disable=g-import-not-at-top
+from freqprior import data, train  # pylint: disable=g-import-not-at-top
+from freqprior.data import digits as digits_data  # pylint: disable=g-import-not-at-top
+from freqprior.data import writer  # pylint: disable=g-import-not-at-top
+
+SPLITS = ('shipped', 'writers0', 'writers1', 'writers2', 'writers3', 'writers4', 'random',
+          'shipped_half', 'random_half')
+
+
+def split_indices(name: str, num: int, num_test: int) -> tuple[np.ndarray, np.ndarray]:
+  """(training-split, test) image indices of a named split; validation is carved later."""
+  order = np.random.default_rng(0).permutation(num) if name.startswith('random') else (
+      np.arange(num))
+  if name.startswith('writers'):
+    k = int(name[len('writers'):])
+    test = order[k * num_test:(k + 1) * num_test]
+  else:
+    test = order[-num_test:]
+  train_ix = order[~np.isin(order, test)]
+  if name.endswith('_half'):
+    train_ix = train_ix[:len(train_ix) // 2]
+  return train_ix, test
+
+
+def write_split(data_dir: str, name: str) -> str:
+  """Writes split `name` as data_dir/digits_<name>, as the digits dataset is written."""
+  images_NHWC, labels_N = digits_data.images_and_labels()
+  train_ix, test = split_indices(name, len(labels_N), digits_data.NUM_TEST)
+  features = tfds.features.FeaturesDict({
+      'image': writer.image_feature((8, 8, 1)),
+      'label': tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
+  })
+
+  def examples(indices):
+    for i in indices:
+      yield int(i), {'image': images_NHWC[i], 'label': labels_N[i]}
+
+  writer.write_dataset(f'{data_dir}/digits_{name}', features,
+                       {'train': examples(train_ix), 'test': examples(test)},
+                       description=f'sklearn digits, split {name}')
+  return f'folder:digits_{name}'
+
+
+def run(name: str, workdir: str, num_train_steps: int) -> dict:
+  config = digits.get_config()
+  config.num_train_steps = num_train_steps or config.num_train_steps
+  config.eval.samples = False
+  if name != 'shipped':
+    config.dataset.data_dir = f'{workdir}/data'
+    config.dataset.name = write_split(config.dataset.data_dir, name)
+  run_dir = f'{workdir}/{name}'
+  start = time.perf_counter()
+  test = train.train_and_evaluate(config, run_dir)
+  config.eval.split = 'validation'
+  validation = train.evaluate(config, run_dir)
+  result = {'test_bpd': test['bpd'], 'validation_bpd': validation['bpd'], 'step': test['step'],
+            'train_images': data.dataset_info(config).split_sizes['train'],
+            'seconds': round(time.perf_counter() - start)}
+  print(name, json.dumps(result), flush=True)
+  return result
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--splits', default=','.join(SPLITS))
+  parser.add_argument('--workdir', default='/tmp/fp-splits')
+  parser.add_argument('--num_train_steps', type=int, default=0, help='0: the config\'s')
+  args = parser.parse_args()
+  shutil.rmtree(args.workdir, ignore_errors=True)  # fresh runs, not resumed ones
+  results = {name: run(name, args.workdir, args.num_train_steps) for name in args.splits.split(',')}
+  summary = {'splits': results}
+  unseen = [r['test_bpd'] for n, r in results.items() if n == 'shipped' or n.startswith('writers')]
+  if len(unseen) > 1:
+    summary['unseen_writers_test_bpd'] = {
+        'mean': statistics.mean(unseen), 'stdev': statistics.stdev(unseen),
+        'min': min(unseen), 'max': max(unseen)}
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  main()
