@@ -7,7 +7,8 @@
   coco                  tfds `coco_captions`
   folder:NAME, coco:NAME  data_dir/NAME written by `python -m freqprior.data.prepare --source=...`
 Splits: 'train', 'test' and 'validation' (the last `validation_examples` of the stored train
-split, which 'train' then excludes). 'test' is the stored 'validation' split of imagenet_resized,
+split, which 'train' then excludes; TFDS stores records in a key-hash order, so that is a random
+sample of the training examples). 'test' is the stored 'validation' split of imagenet_resized,
 which has no test split, and the stored 'test' split elsewhere (COCO: the Karpathy test split).
 """
 import dataclasses
