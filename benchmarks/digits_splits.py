@@ -27,14 +27,13 @@ import statistics
 import sys
 import time
 
+from etils import epath
 import numpy as np
-import tensorflow_datasets as tfds
 
 sys.path.insert(0, '.')
 from configs import digits  # pylint: disable=g-import-not-at-top
 from freqprior import data, train  # pylint: disable=g-import-not-at-top
 from freqprior.data import digits as digits_data  # pylint: disable=g-import-not-at-top
-from freqprior.data import writer  # pylint: disable=g-import-not-at-top
 
 SPLITS = ('shipped', 'writers0', 'writers1', 'writers2', 'writers3', 'writers4', 'random',
           'shipped_half', 'random_half')
@@ -57,20 +56,9 @@ def split_indices(name: str, num: int, num_test: int) -> tuple[np.ndarray, np.nd
 
 def write_split(data_dir: str, name: str) -> str:
   """Writes split `name` as data_dir/digits_<name>, as the digits dataset is written."""
-  images_NHWC, labels_N = digits_data.images_and_labels()
-  train_ix, test = split_indices(name, len(labels_N), digits_data.NUM_TEST)
-  features = tfds.features.FeaturesDict({
-      'image': writer.image_feature((8, 8, 1)),
-      'label': tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
-  })
-
-  def examples(indices):
-    for i in indices:
-      yield int(i), {'image': images_NHWC[i], 'label': labels_N[i]}
-
-  writer.write_dataset(f'{data_dir}/digits_{name}', features,
-                       {'train': examples(train_ix), 'test': examples(test)},
-                       description=f'sklearn digits, split {name}')
+  train_ix, test = split_indices(name, len(digits_data.images_and_labels()[1]),
+                                 digits_data.NUM_TEST)
+  digits_data.write(epath.Path(data_dir) / f'digits_{name}', train_ix, test)
   return f'folder:digits_{name}'
 
 

@@ -22,13 +22,9 @@ def images_and_labels() -> tuple[np.ndarray, np.ndarray]:
   return images_NHW[..., None], digits.target.astype(np.int64)
 
 
-def ensure_built(data_dir: str) -> epath.Path:
-  """Returns `data_dir/sklearn_digits`, writing it first if it is not there."""
-  output = epath.Path(data_dir or DEFAULT_DATA_DIR).expanduser() / NAME
-  if output.exists():
-    return output
+def write(output: epath.Path, train_indices, test_indices) -> None:
+  """Writes the digits at `train_indices` / `test_indices` as a TFDS ArrayRecord dataset."""
   images_NHW1, labels_N = images_and_labels()
-  num_train = len(labels_N) - NUM_TEST
   features = tfds.features.FeaturesDict({
       'image': writer.image_feature((8, 8, 1)),
       'label': tfds.features.ClassLabel(names=[str(d) for d in range(10)]),
@@ -36,13 +32,21 @@ def ensure_built(data_dir: str) -> epath.Path:
 
   def examples(indices):
     for i in indices:
-      yield i, {'image': images_NHW1[i], 'label': labels_N[i]}
+      yield int(i), {'image': images_NHW1[i], 'label': labels_N[i]}
 
+  writer.write_dataset(
+      output, features, {'train': examples(train_indices), 'test': examples(test_indices)},
+      description='scikit-learn load_digits(), 8x8 grey, values scaled to 0..255.')
+
+
+def ensure_built(data_dir: str) -> epath.Path:
+  """Returns `data_dir/sklearn_digits`, writing it first if it is not there."""
+  output = epath.Path(data_dir or DEFAULT_DATA_DIR).expanduser() / NAME
+  if output.exists():
+    return output
+  num_images = len(images_and_labels()[1])
   try:
-    writer.write_dataset(
-        output, features,
-        {'train': examples(range(num_train)), 'test': examples(range(num_train, len(labels_N)))},
-        description='scikit-learn load_digits(), 8x8 grey, values scaled to 0..255.')
+    write(output, range(num_images - NUM_TEST), range(num_images - NUM_TEST, num_images))
   except OSError:  # Includes FileExistsError.
     if not output.exists():  # Another process finishing first is fine; anything else is not.
       raise
