@@ -6,16 +6,17 @@
 #       --config.dataset.data_dir=gs://BUCKET/tfds
 #
 # Creates the TPU VM if it does not exist (TPU_VERSION overrides the runtime image), copies this
-# checkout (git archive of HEAD) to every worker, installs it, and runs main.py on all workers at
-# once (jax.distributed over the slice); each worker writes its own ~/freqprior.log. Rerunning the
-# same command resumes from the latest checkpoint in WORKDIR. Follow a worker's log with
+# checkout (git archive of HEAD: commit first) to every worker, installs it with python3 -m pip and
+# runs main.py --multihost and the given flags on all workers at once (jax.distributed over the
+# slice); each worker writes its own ~/freqprior.log. Rerunning the same command resumes from the
+# latest checkpoint in WORKDIR. Follow a worker's log with
 #   gcloud compute tpus tpu-vm ssh NAME --zone=ZONE --worker=N --command='tail -f freqprior.log'
 # Delete the VM when done:
 #   gcloud compute tpus tpu-vm delete NAME --zone=ZONE
 set -euo pipefail
 
 if (( $# < 5 )); then
-  sed -n '2,15p' "$0"
+  awk 'NR > 1 { if (!/^#( |$)/) exit; print }' "$0"
   exit 2
 fi
 name=$1 zone=$2 accelerator=$3 config=$4 workdir=$5
@@ -38,7 +39,7 @@ printf -v flags ' %q' "$@"
   set -e
   rm -rf ~/freqprior && mkdir ~/freqprior && tar -xzf ~/freqprior.tar.gz -C ~/freqprior
   cd ~/freqprior
-  pip install -q -U 'jax[tpu]' && pip install -q -e .
+  python3 -m pip install -q -U 'jax[tpu]' && python3 -m pip install -q -e .
   python3 main.py --config=$(printf %q "$config") --workdir=$(printf %q "$workdir") \\
     --multihost $flags > ~/freqprior.log 2>&1 || { tail -n 30 ~/freqprior.log; exit 1; }
   tail -n 1 ~/freqprior.log
