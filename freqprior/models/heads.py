@@ -56,29 +56,77 @@ def _per_channel_dense(module, name, x_BHWCD, features):
   return jnp.einsum('...cd,cdf->...cf', x_BHWCD, kernel, precision=HIGHEST) + bias
 
 
-def log_sigmoid_difference(a, b):
-  """log(sigmoid(a) - sigmoid(b)) for a > b, finite with finite gradients for any a, b."""
-  return jax.nn.log_sigmoid(a) - jax.nn.softplus(b) + jnp.log(-jnp.expm1(b - a))
+def log_one_minus_exp(log_w):
+  """log(1 - exp(-w)) from log w, for any w > 0, also where w under- or overflows float32."""
+  small = log_w < -7.0  # w < 1e-3: log(1 - e^-w) = log w - w/2 + w^2/24 ..., w^2/24 under an ulp
+  # both branches stay finite, gradients too; past w = e^5, 1 - e^-w is 1 in float32
+  series = log_w - 0.5 * jnp.exp(jnp.minimum(log_w, -7.0))
+  w = jnp.exp(jnp.clip(log_w, -7.0, 5.0))
+  return jnp.where(small, series, jnp.log(-jnp.expm1(-w)))
+
+
+def log_sigmoid_difference(a, b, log_gap):
+  """log(sigmoid(a) - sigmoid(b)) for a > b, given log(a - b); finite with finite gradients for any
+  a, b and gap (sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - e^(b - a)))."""
+  return jax.nn.log_sigmoid(a) - jax.nn.softplus(b) + log_one_minus_exp(log_gap)
 
 
 def logistic_bin_log_prob(x, mean, log_scale):
-  """log P(bin of x) for a logistic discretized to 256 bins on [-1, 1], open edge bins."""
+  """log P(bin of x) for a logistic discretized to 256 bins on [-1, 1], open edge bins.
+
+  Exact bin masses at any scale: where PixelCNN++ replaces a bin whose CDF difference is below
+  1e-5 by the density at its centre, this takes the log of the difference itself, and the bin
+  width in units of the scale enters through its log, so huge scales stay exact too.
+  """
   inv_scale = jnp.exp(-log_scale)
   half_bin = 1.0 / 255.0
   upper = (x + half_bin - mean) * inv_scale
   lower = (x - half_bin - mean) * inv_scale
-  middle = log_sigmoid_difference(upper, lower)
+  middle = log_sigmoid_difference(upper, lower, jnp.log(2 * half_bin) - log_scale)
   return jnp.where(x < -0.999, jax.nn.log_sigmoid(upper),
                    jnp.where(x > 0.999, -jax.nn.softplus(lower), middle))
 
 
+def conditional_means(means, coeffs, x_BHWC):
+  """Channel c's mean per component: mean_c + sum_{c'<c} coeff[c, c'] * x_c' (x in [-1, 1]).
+
+  means [..., C, M], coeffs [..., C(C-1)/2, M] ordered (1, 0), (2, 0), (2, 1), ...; channel c
+  never reads x_c or later channels.
+  """
+  out, k = [means[..., 0, :]], 0
+  for c in range(1, means.shape[-2]):
+    mean = means[..., c, :]
+    for prev in range(c):
+      mean = mean + coeffs[..., k, :] * x_BHWC[..., prev, None]
+      k += 1
+    out.append(mean)
+  return jnp.stack(out, axis=-2)
+
+
+def mixture_log_probs(logit_pi, means, log_scales, coeffs, images_BHWC):
+  """-> log p(x_c | x_<c), [B, H, W, C], from mixture parameters (shapes as mixture_params).
+
+  The component is shared by a pixel's channels, so channel c's mixture weights are the posterior
+  given the earlier channels' bins: p(x_c | x_<c) = sum_m p(m | x_<c) P(bin of x_c | m, x_<c).
+  """
+  x_BHWC = to_unit_range(images_BHWC)
+  means = conditional_means(means, coeffs, x_BHWC)
+  lp_BHWCM = logistic_bin_log_prob(x_BHWC[..., None], means, log_scales)
+  earlier_BHWCM = exclusive_channel_sum(lp_BHWCM)
+  log_w_BHWCM = jax.nn.log_softmax(logit_pi[..., None, :] + earlier_BHWCM, axis=-1)
+  return jax.nn.logsumexp(log_w_BHWCM + lp_BHWCM, axis=-1)
+
+
 class LogisticMixtureHead(nn.Module):
-  """Discretized mixture of logistics (PixelCNN++): channel means depend linearly on channels < c."""
+  """Discretized mixture of logistics (PixelCNN++): channel means depend linearly on channels < c.
+
+  Log-scales are clamped from below at -7 as in PixelCNN++ and not from above: the likelihood is
+  exact and finite, with finite gradients, at any scale.
+  """
   channels: int
   num_mixtures: int
   width: int
   min_log_scale: float = -7.0
-  max_log_scale: float = 3.0
 
   @nn.compact
   def mixture_params(self, features_BHWF: jnp.ndarray):
@@ -91,28 +139,14 @@ class LogisticMixtureHead(nn.Module):
     raw = raw.reshape(*raw.shape[:-1], 1 + 2 * c + num_coeffs, m)
     logit_pi = raw[..., 0, :]
     means = raw[..., 1:1 + c, :]
-    log_scales = jnp.clip(raw[..., 1 + c:1 + 2 * c, :], self.min_log_scale, self.max_log_scale)
+    log_scales = jnp.maximum(raw[..., 1 + c:1 + 2 * c, :], self.min_log_scale)
     coeffs = jnp.tanh(raw[..., 1 + 2 * c:, :])
     return logit_pi, means, log_scales, coeffs
 
   def conditional_means(self, means, coeffs, x_BHWC):
-    """Channel c's mean per component: mean_c + sum_{c'<c} coeff[c, c'] * x_c' (x in [-1, 1])."""
-    out, k = [means[..., 0, :]], 0
-    for c in range(1, self.channels):
-      mean = means[..., c, :]
-      for prev in range(c):
-        mean = mean + coeffs[..., k, :] * x_BHWC[..., prev, None]
-        k += 1
-      out.append(mean)
-    return jnp.stack(out, axis=-2)
+    """See the module-level conditional_means."""
+    return conditional_means(means, coeffs, x_BHWC)
 
   def __call__(self, features_BHWF, images_BHWC):
     """-> log p(x_c | x_<c, earlier pixels), [B, H, W, C] float32 (exact mixture posteriors)."""
-    logit_pi, means, log_scales, coeffs = self.mixture_params(features_BHWF)
-    x_BHWC = to_unit_range(images_BHWC)
-    means = self.conditional_means(means, coeffs, x_BHWC)
-    lp_BHWCM = logistic_bin_log_prob(x_BHWC[..., None], means, log_scales)
-    joint_BHWCM = jax.nn.log_softmax(logit_pi)[..., None, :] + jnp.cumsum(lp_BHWCM, axis=-2)
-    joint_BHWC = jax.nn.logsumexp(joint_BHWCM, axis=-1)  # log p(x_0..x_c)
-    previous = jnp.pad(joint_BHWC, ((0, 0),) * 3 + ((1, 0),))[..., :-1]
-    return joint_BHWC - previous
+    return mixture_log_probs(*self.mixture_params(features_BHWF), images_BHWC)
