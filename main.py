@@ -6,7 +6,7 @@
 
 Running train again on the same workdir resumes from its latest checkpoint.
 """
-import importlib.util
+import sys
 
 from absl import app
 from absl import flags
@@ -14,8 +14,11 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from freqprior import errors
 from freqprior import mesh
+from freqprior import sample
 from freqprior import train
+from freqprior import validate
 
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Checkpoints, TensorBoard logs, eval results (local or gs://).')
@@ -32,19 +35,21 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  if FLAGS.multihost or FLAGS.coordinator_address:
-    mesh.initialize_processes(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  logging.info('process %d of %d; mode %s', jax.process_index(), jax.process_count(), FLAGS.mode)
-  if FLAGS.mode == 'train':
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  elif FLAGS.mode == 'eval':
-    train.evaluate(FLAGS.config, FLAGS.workdir)
-  elif importlib.util.find_spec('freqprior.sample') is None:
-    raise app.UsageError('--mode=sample is not available yet in this version (freqprior.sample '
-                         'is missing); use --mode=train or --mode=eval.')
-  else:
-    from freqprior import sample  # pylint: disable=g-import-not-at-top
-    sample.sample_main(FLAGS.config, FLAGS.workdir)
+  try:
+    if FLAGS.multihost or FLAGS.coordinator_address:
+      mesh.initialize_processes(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    logging.info('process %d of %d; mode %s', jax.process_index(), jax.process_count(),
+                 FLAGS.mode)
+    validate.check(FLAGS.config, FLAGS.mode)  # before anything is read or written
+    if FLAGS.mode == 'train':
+      train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    elif FLAGS.mode == 'eval':
+      train.evaluate(FLAGS.config, FLAGS.workdir)
+    else:
+      sample.sample_main(FLAGS.config, FLAGS.workdir)
+  except errors.UserError as e:  # the user's to fix: one line, no traceback
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 if __name__ == '__main__':

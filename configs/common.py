@@ -65,10 +65,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.mesh.fsdp_min_size = 4096  # parameters with fewer elements stay replicated
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.step = -1  # -1: latest checkpoint
+  config.eval.step = -1  # -1: the config.eval.checkpoint one
   config.eval.batch_size = 256
   config.eval.split = 'test'
-  config.eval.checkpoint = 'latest'  # when eval.step == -1: 'latest' or 'best' (validation)
+  # when eval.step == -1: 'best' by validation bits/dim (the latest if no validation split), or
+  # 'latest'
+  config.eval.checkpoint = 'best'
   config.eval.samples = True  # sample grid (freqprior.sample) at each eval
 
   config.sample = ml_collections.ConfigDict()

@@ -1,6 +1,7 @@
 """The embedded default: class-conditional 8x8 handwritten digits (sklearn's bundled set).
 
 Command:  python main.py --config=configs/digits.py --workdir=/tmp/digits
+Model:    236K parameters, the frequency prior in blocks 0, 1, 2, 3.
 Hardware: 2 CPU cores; no dataset download (the images ship inside scikit-learn).
 Expected: test bits/dim 1.712 (per-pixel histogram baseline 2.36; validation 1.662), 2 min 1 s
           wall for training plus evaluation on the otherwise idle 2 CPU cores (4 min 39 s with
@@ -45,7 +46,6 @@ def get_config():
   config.optim.learning_rate = 2e-3
   config.optim.warmup_steps = 100
   config.optim.ema_decay = 0.999
-  config.eval.checkpoint = 'best'
   config.sample.num_images = 30
   config.sample.batch_size = 30
   return config

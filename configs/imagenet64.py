@@ -3,7 +3,9 @@
 Data:     tfds build imagenet_resized/64x64 --file_format=array_record --data_dir=gs://BUCKET/tfds
 Command:  python main.py --config=configs/imagenet64.py --workdir=gs://BUCKET/imagenet64 \
             --config.dataset.data_dir=gs://BUCKET/tfds
-Hardware: sized for a TPU v4-64 / v5e-64 or 8 hosts of 8 GPUs (global batch 256), FSDP on.
+Model:    21.6M parameters, the frequency prior in blocks 3, 7, 11, 15.
+Hardware: sized for a TPU v4-64 / v5e-64 or 8 hosts of 8 GPUs (global batch 256), parameters
+          FSDP-sharded over all devices.
 Expected: target test bits/dim below 3.6 (Gated PixelCNN: 3.57; not yet measured).
 """
 from configs import imagenet32
@@ -18,4 +20,5 @@ def get_config():
   config.model.num_blocks = 16
   config.model.prior_blocks = '3,7,11,15'  # imagenet32's placement: every fourth block
   config.mesh.fsdp = True
+  config.mesh.shape = (1, -1)  # every device on 'fsdp': parameters split over all of them
   return config

@@ -1,4 +1,4 @@
-"""Orbax checkpoints of the train state, the data iterator and the model config, in DIR/checkpoints.
+"""Orbax checkpoints of the train state and the model config, in DIR/checkpoints.
 
 The last `config.keep_checkpoints` steps are kept, plus the one with the best validation bits/dim.
 Orbax writes each step to a temporary folder and renames it when complete, so a run killed at any
@@ -14,12 +14,13 @@ from typing import Any, Optional
 from absl import logging
 from etils import epath
 import flax
-import grain
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
+
+from freqprior import errors
 
 VAL_METRIC = 'validation_bpd'
 
@@ -33,7 +34,7 @@ def ensure_writable(workdir: str) -> None:
     probe.write_text('')
     probe.unlink()
   except OSError as e:
-    raise PermissionError(f'--workdir={workdir} is not a writable directory: {e}') from e
+    raise errors.WorkdirError(f'--workdir={workdir} is not a writable directory: {e}') from e
 
 
 def model_signature(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -60,8 +61,7 @@ class Checkpoints:
         options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
                                              read_only=read_only),
         item_handlers={'state': ocp.StandardCheckpointHandler(),
-                       'model': ocp.JsonCheckpointHandler(),
-                       'data': grain.checkpoint.CheckpointHandler()})
+                       'model': ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -76,19 +76,22 @@ class Checkpoints:
     """`step` if >= 0, else the latest or best (`default`) step; a clear error if absent."""
     steps = self.manager.all_steps()
     if not steps:
-      raise FileNotFoundError(f'No checkpoint in {self.directory}; train first '
+      raise errors.MissingError(f'No checkpoint in {self.directory}; train first '
                               '(python main.py --mode=train ...).')
     if step < 0:
       return self.best_step() if default == 'best' else self.latest_step()
     if step not in steps:
-      raise FileNotFoundError(f'No checkpoint for step {step} in {self.directory}; '
+      raise errors.MissingError(f'No checkpoint for step {step} in {self.directory}; '
                               f'saved steps: {sorted(steps)}')
     return step
 
+  def saved_signature(self, step: int) -> dict[str, Any]:
+    """The `model_signature` of the config that checkpoint `step` was trained with."""
+    return self.manager.restore(step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))['model']
+
   def check_compatible(self, step: int, abstract_state: Any) -> None:
-    """Raises ValueError if checkpoint `step` holds a model of another shape or config."""
-    saved_signature = self.manager.restore(
-        step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))['model']
+    """Raises ConfigError if checkpoint `step` holds a model of another shape or config."""
+    saved_signature = self.saved_signature(step)
     metadata = self.manager.item_metadata(step)['state']
     saved = {k: tuple(v.shape) for k, v in
              flax.traverse_util.flatten_dict(dict(metadata['params'])).items()}
@@ -103,36 +106,30 @@ class Checkpoints:
     changed = [f'{group}.{k}: checkpoint {v!r}, config {current[group].get(k)!r}'
                for group, values in saved_signature.items() for k, v in values.items()
                if current.get(group, {}).get(k) != v]
-    raise ValueError(
+    raise errors.ConfigError(
         f'The checkpoint at step {step} in {self.directory} holds a differently shaped model; '
         f'nothing was restored. Differing config keys: {"; ".join(changed) or "none"}. '
         f'Differing parameters ({len(problems)}): {"; ".join(problems[:5])}. '
         'Use the config it was trained with, or another --workdir.')
 
-  def restore(self, step: int, abstract_state: Any, shardings: Any,
-              data_iterator=None) -> Any:
-    """The train state of checkpoint `step` laid out by `shardings`; the data iterator (if
-    given) is moved to where that step left it."""
+  def restore(self, step: int, abstract_state: Any, shardings: Any) -> Any:
+    """The train state of checkpoint `step` laid out by `shardings`."""
     self.check_compatible(step, abstract_state)
     target = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           abstract_state, shardings)
-    items = {'state': ocp.args.StandardRestore(target)}
-    if data_iterator is not None:
-      items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
-    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    restored = self.manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
     logging.info('restored step %d from %s', step, self.directory)
     return restored['state']
 
-  def save(self, step: int, state: Any, data_iterator, validation_bpd: Optional[float] = None
-           ) -> None:
+  def save(self, step: int, state: Any, validation_bpd: Optional[float] = None) -> None:
     """Saves (asynchronously) unless `step` is already saved; all processes must call it."""
     if step in self.manager.all_steps():
       return
     metrics = None if validation_bpd is None else {VAL_METRIC: float(validation_bpd)}
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
-        model=ocp.args.JsonSave(model_signature(self.config)),
-        data=grain.checkpoint.CheckpointSave(data_iterator)), metrics=metrics, force=True)
+        model=ocp.args.JsonSave(model_signature(self.config))), metrics=metrics, force=True)
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -14,6 +14,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 
+from freqprior import errors
+
+
 def initialize_processes(coordinator_address: Optional[str] = None,
                          num_processes: Optional[int] = None,
                          process_id: Optional[int] = None) -> None:
@@ -30,13 +33,13 @@ def mesh_shape(shape: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
   shape = tuple(int(s) for s in shape)
   known = math.prod(s for s in shape if s != -1)
   if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-    raise ValueError(f'config.mesh.shape={shape}: use positive sizes and at most one -1')
+    raise errors.ConfigError(f'config.mesh.shape={shape}: use positive sizes and at most one -1')
   if shape.count(-1) == 1:
     if num_devices % known:
-      raise ValueError(f'config.mesh.shape={shape} cannot cover {num_devices} devices')
+      raise errors.ConfigError(f'config.mesh.shape={shape} cannot cover {num_devices} devices')
     shape = tuple(num_devices // known if s == -1 else s for s in shape)
   if math.prod(shape) != num_devices:
-    raise ValueError(f'config.mesh.shape={shape} needs {math.prod(shape)} devices; '
+    raise errors.ConfigError(f'config.mesh.shape={shape} needs {math.prod(shape)} devices; '
                      f'this run has {num_devices}')
   return shape
 
@@ -47,10 +50,10 @@ def make_mesh(config: ml_collections.ConfigDict, devices=None) -> Mesh:
   axes = tuple(config.mesh.axes)
   shape = mesh_shape(tuple(config.mesh.shape), len(devices))
   if len(shape) != len(axes) or 'data' not in axes:
-    raise ValueError(f'config.mesh.axes={axes} must name each of the {len(shape)} axes in '
+    raise errors.ConfigError(f'config.mesh.axes={axes} must name each of the {len(shape)} axes in '
                      f"config.mesh.shape and include 'data'")
   if config.mesh.fsdp and 'fsdp' not in axes:
-    raise ValueError("config.mesh.fsdp=True needs an 'fsdp' axis in config.mesh.axes")
+    raise errors.ConfigError("config.mesh.fsdp=True needs an 'fsdp' axis in config.mesh.axes")
   return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
                        devices=devices)
 

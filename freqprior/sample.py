@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from freqprior import errors
 from freqprior import mesh as mesh_lib
 from freqprior import models
 from freqprior.models import guidance
@@ -39,11 +40,11 @@ def check_options(config: ml_collections.ConfigDict, method: Optional[str] = Non
   method = config.sample.method if method is None else method
   temperature = config.sample.temperature if temperature is None else temperature
   if method not in SAMPLERS:
-    raise ValueError(f'config.sample.method must be one of {sorted(SAMPLERS)}, got {method!r}')
+    raise errors.ConfigError(f'config.sample.method must be one of {sorted(SAMPLERS)}, got {method!r}')
   if not np.isfinite(temperature) or temperature < 0:
-    raise ValueError(f'config.sample.temperature must be >= 0 (0: greedy), got {temperature}')
+    raise errors.ConfigError(f'config.sample.temperature must be >= 0 (0: greedy), got {temperature}')
   if config.sample.batch_size <= 0:
-    raise ValueError(f'config.sample.batch_size must be positive, got {config.sample.batch_size}')
+    raise errors.ConfigError(f'config.sample.batch_size must be positive, got {config.sample.batch_size}')
   return method, float(temperature)
 
 
@@ -52,18 +53,18 @@ def parse_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
   [N]; '' or 'none' gives None (the null label of a conditional model)."""
   num_images = config.sample.num_images
   if num_images <= 0:
-    raise ValueError(f'config.sample.num_images must be positive, got {num_images}')
+    raise errors.ConfigError(f'config.sample.num_images must be positive, got {num_images}')
   spec = str(config.sample.class_label).strip()
   if spec.lower() in ('', 'none'):
     return None
   if not config.model.class_conditional:
-    raise ValueError(f'config.sample.class_label={spec!r} was given to an unconditional model '
+    raise errors.ConfigError(f'config.sample.class_label={spec!r} was given to an unconditional model '
                      '(config.model.class_conditional is False); pass '
                      "--config.sample.class_label=''")
   try:
     labels = [int(s) for s in spec.split(',')]
   except ValueError:
-    raise ValueError(f"config.sample.class_label must be one label or a comma list like '0,1,2'; "
+    raise errors.ConfigError(f"config.sample.class_label must be one label or a comma list like '0,1,2'; "
                      f'got {spec!r}') from None
   labels_N = np.resize(np.asarray(labels, np.int32), num_images)
   models.check_labels(labels_N, num_images, config)
@@ -75,7 +76,7 @@ def parse_prompts(config: ml_collections.ConfigDict, num_images: int) -> Optiona
   set: the empty, unconditional prompt); None for a model without text conditioning."""
   if config.model.text == 'none':
     if config.sample.prompt or config.sample.prompt_file:
-      raise ValueError('config.sample.prompt / prompt_file were given to a model without text '
+      raise errors.ConfigError('config.sample.prompt / prompt_file were given to a model without text '
                        "conditioning (config.model.text == 'none')")
     return None
   return tokenizer.load_prompts(config.sample.prompt, config.sample.prompt_file, num_images)
@@ -85,11 +86,39 @@ def check_guidance(config: ml_collections.ConfigDict, scale: Optional[float] = N
   """The classifier-free guidance scale (default config.sample.guidance_scale; 1.0: off)."""
   scale = config.sample.guidance_scale if scale is None else scale
   if not np.isfinite(scale):
-    raise ValueError(f'config.sample.guidance_scale must be finite, got {scale}')
+    raise errors.ConfigError(f'config.sample.guidance_scale must be finite, got {scale}')
   if scale != 1.0 and not config.model.class_conditional and config.model.text == 'none':
-    raise ValueError(f'config.sample.guidance_scale={scale} needs a class- or prompt-conditioned '
+    raise errors.ConfigError(f'config.sample.guidance_scale={scale} needs a class- or prompt-conditioned '
                      'model; use 1.0')
   return float(scale)
+
+
+def uses_null_condition(config: ml_collections.ConfigDict) -> bool:
+  """Whether config.sample asks for the null label or prompt: guidance, or no label / prompt."""
+  m, s = config.model, config.sample
+  if s.guidance_scale != 1.0:
+    return True
+  if m.class_conditional and str(s.class_label).strip().lower() in ('', 'none'):
+    return True
+  if m.text != 'none':
+    prompts = parse_prompts(config, s.num_images)
+    return any(not p for p in prompts)
+  return False
+
+
+def check_null_condition(config: ml_collections.ConfigDict, trained_cond_dropout: float,
+                         where: str = 'this config') -> None:
+  """Guidance and unconditional samples need a model that learned the null inputs."""
+  if trained_cond_dropout > 0 or not uses_null_condition(config):
+    return
+  if not config.model.class_conditional and config.model.text == 'none':
+    return
+  s = config.sample
+  raise errors.ConfigError(
+      f'config.sample (guidance_scale={s.guidance_scale}, class_label={s.class_label!r}, '
+      f'prompt={s.prompt!r}) needs the null label / empty prompt, which a model trained with '
+      f'config.model.cond_dropout=0 ({where}) never learned: give every image a label or '
+      'prompt and guidance_scale=1, or train with --config.model.cond_dropout=0.1')
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,7 +227,7 @@ def sampling_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
   """All of this machine's (or job's) devices on the 'data' axis, whatever trained the model."""
   axes = tuple(config.mesh.axes)
   if 'data' not in axes:
-    raise ValueError(f"config.mesh.axes={axes} must include 'data'")
+    raise errors.ConfigError(f"config.mesh.axes={axes} must include 'data'")
   shape = tuple(jax.device_count() if a == 'data' else 1 for a in axes)
   return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
 
@@ -215,6 +244,9 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str, step: int = 
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, read_only=True)
   try:
     step = checkpoints.resolve_step(step, 'best')
+    trained = checkpoints.saved_signature(step)['model']
+    check_null_condition(config, trained.get('cond_dropout', 0.0),
+                         f'checkpoint {step} in {checkpoints.directory}')
     state = checkpoints.restore(step, abstract, shardings)
   finally:
     checkpoints.close()

@@ -22,10 +22,12 @@ from PIL import Image
 
 from freqprior import checkpoint as checkpoint_lib
 from freqprior import data
+from freqprior import errors
 from freqprior import mesh as mesh_lib
 from freqprior import metrics as metrics_lib
 from freqprior import models
 from freqprior import state as state_lib
+from freqprior import validate
 
 TRAIN_KEYS = ('image', 'label')
 EVAL_KEYS = ('image', 'label', 'mask')
@@ -110,9 +112,9 @@ class Setup:
     mesh = mesh_lib.make_mesh(config, devices)
     for key in ('batch_size', 'eval.batch_size'):
       value = config.batch_size if key == 'batch_size' else config.eval.batch_size
-      if value % mesh.size:
-        raise ValueError(f'config.{key}={value} must be a multiple of the {mesh.size} devices '
-                         f'of the mesh {dict(mesh.shape)}')
+      if value <= 0 or value % mesh.size:
+        raise errors.ConfigError(f'config.{key}={value} must be a positive multiple of the '
+                                 f'{mesh.size} devices of the mesh {dict(mesh.shape)}')
     abstract = state_lib.abstract_state(model, config, tx)
     shardings = mesh_lib.state_shardings(abstract, mesh, config)
     batch_sharding = mesh_lib.batch_sharding(mesh)
@@ -135,22 +137,31 @@ class Setup:
                    out_shardings=self.state_shardings)
     return init(jax.random.fold_in(jax.random.key(self.config.seed), 0))
 
-  def global_batch(self, batch: dict[str, np.ndarray], keys) -> dict[str, jax.Array]:
-    """The per-host numpy batch's `keys` (plus prompt tokens for text models) as global
-    arrays split over the mesh."""
+  def rows(self, batch_size: int) -> tuple[int, int]:
+    """The rows of a global batch that this process reads: those its devices hold."""
+    return data.process_rows(self.batch_sharding, batch_size)
+
+  def global_batch(self, batch: dict[str, np.ndarray], keys, batch_size: Optional[int] = None
+                   ) -> dict[str, jax.Array]:
+    """This process's `rows` (numpy) of a global batch of `batch_size` (default: equal blocks
+    per process): its `keys` (plus prompt tokens for text models) as global arrays split over
+    the mesh."""
+    if batch_size is None:
+      batch_size = len(batch[keys[0]]) * jax.process_count()
     batch = {k: batch[k] for k in keys + (('caption',) if uses_text(self.config) else ())}
     if uses_text(self.config):
       captions = batch.pop('caption')
       batch['tokens'] = np.asarray(models.prompt_tokens(list(captions), len(captions),
                                                         self.config))
-    return data.to_global(batch, self.batch_sharding)
+    return data.to_global(batch, self.batch_sharding, batch_size)
 
 
 def evaluate_split(setup: Setup, params, split: str) -> tuple[float, int]:
   """Mean bits/dim of `params` over every example of `split`, and the number of examples."""
   total = metrics_lib.MaskedAverage.empty()
-  for batch in data.eval_batches(setup.config, split):
-    total = total.merge(setup.eval_step(params, setup.global_batch(batch, EVAL_KEYS)))
+  size = setup.config.eval.batch_size
+  for batch in data.eval_batches(setup.config, split, rows=setup.rows(size)):
+    total = total.merge(setup.eval_step(params, setup.global_batch(batch, EVAL_KEYS, size)))
   total = jax.device_get(total)
   return float(total.compute()), int(total.count)
 
@@ -192,10 +203,12 @@ def write_sample_grid(setup: Setup, params, step: int, writer, workdir: str) -> 
 # ------------------------------------------------------------------------------------------------
 def evaluate(config: ml_collections.ConfigDict, workdir: str,
              setup: Optional[Setup] = None) -> dict[str, Any]:
-  """Restores a checkpoint (config.eval.step, or the config.eval.checkpoint one: 'latest' or
-  'best'), evaluates its EMA parameters on config.eval.split, prints the JSON record on
+  """Restores a checkpoint (config.eval.step, or the config.eval.checkpoint one: 'best' by
+  validation bits/dim, the latest where no validation was recorded, or 'latest'), evaluates its EMA parameters on config.eval.split, prints the JSON record on
   process 0 and writes it to DIR/eval/<split>_step<step>.json."""
-  setup = setup or Setup.create(config)
+  if setup is None:
+    validate.check(config, 'eval')
+    setup = Setup.create(config)
   checkpoints = checkpoint_lib.Checkpoints(workdir, config, read_only=True)
   step = checkpoints.resolve_step(config.eval.step, config.eval.checkpoint)
   state = checkpoints.restore(step, setup.abstract_state, setup.state_shardings)
@@ -219,27 +232,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
   saving a checkpoint to resume from).
   """
   # ---- Everything that can be rejected is checked before anything is written. ---------------
+  validate.check(config, 'train')
   logging.info('process %d/%d, devices %d local / %d global', jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
   info = data.dataset_info(config)
   expected = (config.dataset.image_size,) * 2 + (config.dataset.channels,)
   if tuple(info.image_shape) != expected:
-    raise ValueError(f'dataset {info.name} yields images {info.image_shape}, but the config '
-                     f'says {expected} (config.dataset.image_size / channels)')
+    raise errors.ConfigError(
+        f'dataset {info.name} yields images {info.image_shape}, but the config says {expected}: '
+        f'set --config.dataset.image_size={info.image_shape[0]} '
+        f'--config.dataset.channels={info.image_shape[2]}')
   if config.model.class_conditional and info.num_classes != config.dataset.num_classes:
-    raise ValueError(f'dataset {info.name} has {info.num_classes} classes; '
-                     f'config.dataset.num_classes={config.dataset.num_classes}')
+    raise errors.ConfigError(f'dataset {info.name} has {info.num_classes} classes: set '
+                             f'--config.dataset.num_classes={info.num_classes}')
   has_validation = 'validation' in info.split_sizes
   setup = Setup.create(config)
   checkpoint_lib.ensure_writable(workdir)
   checkpoints = checkpoint_lib.Checkpoints(workdir, config)
-  train_iter = data.train_iterator(config)
   latest = checkpoints.latest_step()
   if latest is not None:
-    state = checkpoints.restore(latest, setup.abstract_state, setup.state_shardings, train_iter)
+    state = checkpoints.restore(latest, setup.abstract_state, setup.state_shardings)
   else:
     state = setup.init_state()
   step = int(jax.device_get(state.step))
+  # The global batch of each step depends on the seed and the step alone: resuming needs no
+  # iterator state, and works on another number of hosts or devices.
+  train_iter = data.train_iterator(config, start_step=step, rows=setup.rows(config.batch_size))
   num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(setup.abstract_state.params))
   logging.info('model: %d parameters; mesh %s; %s at step %d', num_params,
                dict(setup.mesh.shape), 'resuming' if latest is not None else 'starting', step)
@@ -257,45 +275,49 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
       every_steps=config.log_every_steps)
   all_finite = jax.jit(lambda tree: jnp.all(jnp.asarray(
       [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])))
+  merge = jax.jit(lambda a, b: a.merge(b))
 
-  # ---- Loop: metrics are read one step late, so the host never waits on the device. --------
-  train_metrics, pending = None, None
+  # ---- Loop: metrics stay on the device and are read only at log steps, after the next step
+  # has been dispatched, so the host never waits on the device. --------------------------------
+  train_metrics = None  # on the device, summed since the last log step
+  to_log = None  # (step, metrics on the device) not yet read
   log_start, log_step = time.perf_counter(), step
   preempted = False
 
-  def read_pending():
-    nonlocal train_metrics, pending
-    if pending is not None:
-      pending_step, device_metrics = pending
-      host_metrics = jax.device_get(device_metrics)
-      metrics_lib.check_finite(host_metrics, pending_step)
-      train_metrics = host_metrics if train_metrics is None else train_metrics.merge(host_metrics)
-      pending = None
+  def write_log():
+    nonlocal to_log, log_start, log_step
+    if to_log is None:
+      return
+    logged_step, device_metrics = to_log
+    to_log = None
+    host_metrics = jax.device_get(device_metrics)
+    metrics_lib.check_finite(host_metrics, logged_step)
+    elapsed = time.perf_counter() - log_start
+    steps_per_s = (logged_step - log_step) / max(elapsed, 1e-9)
+    scalars = {f'train_{k}': float(v) for k, v in host_metrics.compute().items()}
+    scalars.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * config.batch_size)
+    writer.write_scalars(logged_step, scalars)
+    log_start, log_step = time.perf_counter(), logged_step
 
   with checkpoint_lib.PreemptionWatcher() as preemption:
     while step < config.num_train_steps:
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        batch = setup.global_batch(next(train_iter), TRAIN_KEYS)
+        batch = setup.global_batch(next(train_iter), TRAIN_KEYS, config.batch_size)
         state, device_metrics = setup.train_step(state, batch)
-      read_pending()
+      train_metrics = device_metrics if train_metrics is None else merge(train_metrics,
+                                                                         device_metrics)
+      write_log()  # the previous log step's metrics, while this step runs
       step += 1
-      pending = (step, device_metrics)
       report_progress(step)
       is_last = step == config.num_train_steps
       preempted = preemption.reached(step)
-      do_log = step % config.log_every_steps == 0 or is_last
       do_eval = step % config.eval_every_steps == 0 or is_last
       do_save = step % config.checkpoint_every_steps == 0 or is_last or preempted or (
           do_eval and has_validation)
-      if do_log or do_eval or do_save:
-        read_pending()
-      if do_log:
-        elapsed = time.perf_counter() - log_start
-        steps_per_s = (step - log_step) / max(elapsed, 1e-9)
-        scalars = {f'train_{k}': float(v) for k, v in train_metrics.compute().items()}
-        scalars.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * config.batch_size)
-        writer.write_scalars(step, scalars)
-        train_metrics, log_start, log_step = None, time.perf_counter(), step
+      if step % config.log_every_steps == 0 or is_last or preempted:
+        to_log, train_metrics = (step, train_metrics), None
+      if do_eval or do_save:
+        write_log()  # a non-finite loss stops the run here, before anything is saved
       validation_bpd = None
       if do_eval:
         with report_progress.timed('eval'):
@@ -312,9 +334,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
         if not bool(all_finite(state.params)):
           raise FloatingPointError(f'Non-finite parameters after step {step}; not saving. '
                                    'Resume from the last checkpoint with a lower learning rate.')
-        checkpoints.save(step, state, train_iter, validation_bpd)
+        checkpoints.save(step, state, validation_bpd)
       if preempted:
         break
+    write_log()
 
   checkpoints.wait()
   checkpoints.close()

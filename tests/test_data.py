@@ -1,12 +1,10 @@
-"""freqprior.data pipelines: digits end to end, mocked TFDS datasets, determinism, sharding,
-exact eval coverage, checkpointed iterators."""
+"""freqprior.data pipelines: digits end to end, mocked TFDS datasets, determinism, global batches
+independent of the process count, exact eval coverage, streams that start at any step."""
 import io
 
 from absl import flags
-import grain
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from PIL import Image
 import pytest
 from sklearn import datasets as sk_datasets
@@ -129,19 +127,37 @@ def test_mocked_imagenet_readable_captions(tmp_path, name, size):
   assert [b['mask'].sum() for b in test] == [48, 16]
 
 
-def test_iterator_state_round_trips_through_orbax(digits_dir, tmp_path):
+def test_stream_starts_at_any_step(digits_dir):
   config = helpers.digits_config(digits_dir)
-  iterator = data.train_iterator(config)
-  helpers.take(iterator, 3)
-  with ocp.CheckpointManager(tmp_path / 'ckpt', item_names=('data',)) as manager:
-    manager.save(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(iterator)))
-    manager.wait_until_finished()
-    expected = helpers.take(iterator, 30)  # Crosses into the second epoch.
-    resumed = data.train_iterator(config)
-    manager.restore(3, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(resumed)))
-  for a, b in zip(expected, helpers.take(resumed, 30)):
+  expected = helpers.take(data.train_iterator(config), 33)[3:]  # crosses into the second epoch
+  for a, b in zip(expected, helpers.take(data.train_iterator(config, start_step=3), 30)):
     np.testing.assert_array_equal(a['image'], b['image'])
     np.testing.assert_array_equal(a['caption'], b['caption'])
+
+
+@pytest.mark.parametrize('process_count', [2, 4, 8])
+def test_global_batches_do_not_depend_on_the_process_count(digits_dir, process_count):
+  config = helpers.digits_config(digits_dir, random_flip=True)
+  whole = helpers.take(data.train_iterator(config), 26)
+  parts = [helpers.take(data.train_iterator(config, process_index=p,
+                                            process_count=process_count), 26)
+           for p in range(process_count)]
+  for t, expected in enumerate(whole):
+    for key in ('image', 'label', 'caption'):
+      np.testing.assert_array_equal(np.concatenate([part[t][key] for part in parts]),
+                                    expected[key])
+  rows = helpers.take(data.train_iterator(config, rows=(8, 40)), 3)
+  for t in range(3):
+    np.testing.assert_array_equal(rows[t]['image'], whole[t]['image'][8:40])
+  for split in ('validation', 'test'):
+    whole = list(data.eval_batches(config, split, batch_size=64))
+    parts = [list(data.eval_batches(config, split, batch_size=64, process_index=p,
+                                    process_count=process_count)) for p in range(process_count)]
+    assert all(len(part) == len(whole) for part in parts)
+    for j, expected in enumerate(whole):
+      for key in ('image', 'label', 'mask'):
+        np.testing.assert_array_equal(np.concatenate([part[j][key] for part in parts]),
+                                      expected[key])
 
 
 def test_to_global_builds_sharded_arrays(digits_dir):
@@ -149,7 +165,7 @@ def test_to_global_builds_sharded_arrays(digits_dir):
   batch = next(iter(data.eval_batches(config, 'test', batch_size=8)))
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ('data',))
   sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
-  arrays = data.to_global(batch, sharding)
+  arrays = data.to_global(batch, sharding, 8)
   assert isinstance(arrays['image'], jax.Array) and arrays['image'].sharding == sharding
   np.testing.assert_array_equal(np.asarray(arrays['image']), batch['image'])
   assert arrays['mask'].dtype == bool and arrays['label'].dtype == np.int32

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import grain
 import jax
 import numpy as np
 from PIL import Image
@@ -33,12 +32,11 @@ def save_run(workdir, config, val_bpds: dict[int, float]) -> dict[int, dict]:
   model = models.build_model(config)
   tx = state_lib.make_optimizer(config)
   checkpoints = checkpoint_lib.Checkpoints(str(workdir), config)
-  data = iter(grain.MapDataset.range(8).to_iter_dataset())
   ema = {}
   for step, bpd in val_bpds.items():
     state = state_lib.init_state(model, config, tx, jax.random.key(0))
     ema[step] = models.init_params(model, config, jax.random.key(100 + step))
-    checkpoints.save(step, state.replace(ema_params=ema[step]), data, bpd)
+    checkpoints.save(step, state.replace(ema_params=ema[step]), bpd)
   checkpoints.wait()
   checkpoints.close()
   return ema

@@ -19,12 +19,14 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from freqprior import errors
+
 from freqprior.data import digits
 from freqprior.data import names
 from freqprior.data import writer
 
 
-class DataError(ValueError):
+class DataError(errors.UserError, ValueError):
   """A dataset that cannot be read as configured; the message says how to fix it."""
 
 

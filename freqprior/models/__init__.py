@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from freqprior import errors
 from freqprior.models import text as text_lib
 from freqprior.models import tokenizer
 from freqprior.models.pixelcnn import PixelCNN
@@ -26,10 +27,10 @@ def prior_block_indices(spec: str, num_blocks: int, enabled: bool = True,
   try:
     indices = tuple(sorted({int(s) for s in spec.split(',')}))
   except ValueError:
-    raise ValueError(f"config.model.{key} must be 'all', 'last', 'none' or block "
+    raise errors.ConfigError(f"config.model.{key} must be 'all', 'last', 'none' or block "
                      f'indices like "1,3"; got {spec!r}') from None
   if any(not 0 <= i < num_blocks for i in indices):
-    raise ValueError(f'config.model.{key}={spec!r} names a block outside '
+    raise errors.ConfigError(f'config.model.{key}={spec!r} names a block outside '
                      f'0..{num_blocks - 1} (config.model.num_blocks={num_blocks})')
   return indices
 
@@ -38,7 +39,7 @@ def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
   """The PixelCNN that `config.model` and `config.dataset` describe."""
   m = config.model
   if m.dtype not in DTYPES:
-    raise ValueError(f'config.model.dtype must be one of {sorted(DTYPES)}, got {m.dtype!r}')
+    raise errors.ConfigError(f'config.model.dtype must be one of {sorted(DTYPES)}, got {m.dtype!r}')
   return PixelCNN(
       channels=config.dataset.channels,
       width=m.width,
@@ -65,11 +66,11 @@ def text_config(config: ml_collections.ConfigDict) -> Optional[text_lib.TextConf
   if m.text == 'none':
     return None
   if m.text not in ('pooled', 'cross_attention'):
-    raise ValueError(f"config.model.text must be 'none', 'pooled' or 'cross_attention', "
+    raise errors.ConfigError(f"config.model.text must be 'none', 'pooled' or 'cross_attention', "
                      f'got {m.text!r}')
   for key, width in (('text_heads', m.text_width), ('cross_attention_heads', m.width)):
     if width % m[key]:
-      raise ValueError(f'config.model.{key}={m[key]} must divide the width {width}')
+      raise errors.ConfigError(f'config.model.{key}={m[key]} must divide the width {width}')
   blocks = prior_block_indices(m.cross_attention_blocks, m.num_blocks,
                                key='cross_attention_blocks')
   return text_lib.TextConfig(m.text, m.text_width, m.text_depth, m.text_heads,
@@ -82,10 +83,10 @@ def prompt_tokens(prompts: Optional[Sequence[str]], batch: int,
   if prompts is None:
     return None
   if config.model.text == 'none':
-    raise ValueError("prompts were given to a model without text conditioning "
+    raise errors.ConfigError("prompts were given to a model without text conditioning "
                      "(config.model.text == 'none')")
   if isinstance(prompts, (str, bytes)) or len(prompts) != batch:
-    raise ValueError(f'prompts must be a sequence of B={batch} strings, got {prompts!r}')
+    raise errors.ConfigError(f'prompts must be a sequence of B={batch} strings, got {prompts!r}')
   return tokenizer.tokenize(prompts, config.model.max_prompt_length)
 
 
@@ -112,24 +113,24 @@ def check_images(images: np.ndarray, config: ml_collections.ConfigDict) -> None:
   size, channels = config.dataset.image_size, config.dataset.channels
   expected = (size, size, channels)
   if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-    raise ValueError(f'images must be [B, {size}, {size}, {channels}] (config.dataset.image_size'
+    raise errors.ConfigError(f'images must be [B, {size}, {size}, {channels}] (config.dataset.image_size'
                      f'={size}, config.dataset.channels={channels}); got {tuple(images.shape)}')
   if images.dtype != np.uint8:
-    raise ValueError(f'images must be uint8 0..255, got {images.dtype}')
+    raise errors.ConfigError(f'images must be uint8 0..255, got {images.dtype}')
 
 
 def check_labels(labels, batch: int, config: ml_collections.ConfigDict) -> None:
   if labels is None:
     return
   if not config.model.class_conditional:
-    raise ValueError('labels were given to an unconditional model '
+    raise errors.ConfigError('labels were given to an unconditional model '
                      '(config.model.class_conditional is False)')
   labels = np.asarray(labels)
   if labels.shape != (batch,):
-    raise ValueError(f'labels must be [B={batch}], got {labels.shape}')
+    raise errors.ConfigError(f'labels must be [B={batch}], got {labels.shape}')
   num_classes = config.dataset.num_classes
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise ValueError(f'labels must lie in 0..{num_classes - 1} (config.dataset.num_classes='
+    raise errors.ConfigError(f'labels must lie in 0..{num_classes - 1} (config.dataset.num_classes='
                      f'{num_classes}); got {labels.min()}..{labels.max()}')
 
 

@@ -15,6 +15,7 @@ from freqprior.models import guidance
 from freqprior.models import heads as heads_lib
 from freqprior.models import layers
 from freqprior.models import prior as prior_lib
+from freqprior import errors
 from freqprior.models import text as text_lib
 from freqprior.models import tokenizer
 
@@ -68,7 +69,7 @@ class PixelCNN(nn.Module):
       self.output_head = heads_lib.LogisticMixtureHead(self.channels, self.num_mixtures,
                                                        self.head_width)
     else:
-      raise ValueError(f"config.model.head must be 'categorical' or 'logistic_mixture', "
+      raise errors.ConfigError(f"config.model.head must be 'categorical' or 'logistic_mixture', "
                        f'got {self.head!r}')
     self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
                              self.dropout, self.prior_blocks, self.prior_kernel, self.dtype,
@@ -104,7 +105,7 @@ class Backbone(nn.Module):
     null_D = self.param('null_context', nn.initializers.normal(1.0), (self.cond_dim,))
     if self.num_classes == 0:
       if labels_B is not None:
-        raise ValueError('labels were given to an unconditional model '
+        raise errors.ConfigError('labels were given to an unconditional model '
                          '(config.model.class_conditional is False)')
       return jnp.broadcast_to(null_D, (batch, self.cond_dim))
     if labels_B is None:  # the null label, used for unconditional / guided sampling
@@ -115,7 +116,7 @@ class Backbone(nn.Module):
     """The prompt's TextFeatures (the empty prompt when tokens are None); None without text."""
     if self.text is None:
       if tokens_BT is not None:
-        raise ValueError("prompts were given to a model without text conditioning "
+        raise errors.ConfigError("prompts were given to a model without text conditioning "
                          "(config.model.text == 'none')")
       return None
     if tokens_BT is None:

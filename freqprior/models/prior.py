@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from freqprior import errors
+
 HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 / bf16 passes)
 
 
@@ -104,7 +106,7 @@ class FrequencyPrior(nn.Module):
     if self.parameterization == 'implicit':
       return ImplicitTaps(channels, name='implicit')(tap_offsets(self.stack, height, width))
     if self.parameterization != 'full':
-      raise ValueError(f"config.model.prior_kernel must be 'full' or 'implicit', "
+      raise errors.ConfigError(f"config.model.prior_kernel must be 'full' or 'implicit', "
                        f'got {self.parameterization!r}')
     shape = (height, 2 * width - 1, channels) if self.stack == 'vertical' else (width, channels)
     fan_in = math.prod(shape[:-1])

@@ -11,6 +11,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from freqprior import errors
+
 BOS, EOS, PAD = 256, 257, 258
 VOCAB_SIZE = 259
 
@@ -19,7 +21,7 @@ def encode(prompt: Union[str, bytes], max_length: int) -> list[int]:
   """One prompt -> [BOS, bytes..., EOS]; longer prompts lose whole trailing characters, with a
   warning, so that at most `max_length` tokens remain."""
   if max_length < 2:
-    raise ValueError(f'config.model.max_prompt_length must be >= 2 (BOS and EOS), got {max_length}')
+    raise errors.ConfigError(f'config.model.max_prompt_length must be >= 2 (BOS and EOS), got {max_length}')
   if isinstance(prompt, bytes):
     prompt = prompt.decode('utf-8')
   if not isinstance(prompt, str):
@@ -61,17 +63,17 @@ def load_prompts(prompt: Union[str, Sequence[str]], prompt_file: str, num: int) 
   unconditional prompt)."""
   if prompt_file:
     if prompt:
-      raise ValueError('set config.sample.prompt or config.sample.prompt_file, not both')
+      raise errors.ConfigError('set config.sample.prompt or config.sample.prompt_file, not both')
     path = pathlib.Path(prompt_file)
     if not path.is_file():
-      raise FileNotFoundError(f'config.sample.prompt_file={prompt_file!r} does not exist')
+      raise errors.MissingError(f'config.sample.prompt_file={prompt_file!r} does not exist')
     prompts = path.read_text(encoding='utf-8').splitlines()
     if not prompts:
-      raise ValueError(f'config.sample.prompt_file={prompt_file!r} holds no prompts')
+      raise errors.ConfigError(f'config.sample.prompt_file={prompt_file!r} holds no prompts')
   elif isinstance(prompt, (list, tuple)):
     prompts = [str(p) for p in prompt]
   else:
     prompts = [str(prompt)]  # a command-line override may parse '7' as an int
     if not prompts:
-      raise ValueError('config.sample.prompt is an empty list')
+      raise errors.ConfigError('config.sample.prompt is an empty list')
   return list(itertools.islice(itertools.cycle(prompts), num))
