@@ -160,3 +160,26 @@ def test_bad_options_are_clear_errors():
   config.sample.class_label = '1,2'
   config.sample.num_images = 5
   np.testing.assert_array_equal(sample.parse_labels(config), [1, 2, 1, 2, 1])
+
+
+def test_greedy_mixture_samples_are_the_mode_of_the_exact_conditionals(case):
+  """Temperature 0, logistic mixture: every subpixel is the most likely of the 256 values under
+  the model's exact conditional given the sampled past (mixture weights updated by the pixel's
+  earlier channels), recomputed by one full forward pass and the head's own likelihood."""
+  _, config, params, _ = case
+  if config.model.head != 'logistic_mixture':
+    pytest.skip('the categorical case is test_greedy_samples_are_the_models_argmax')
+  images = sample.generate(params, config, LABELS, jax.random.key(0), temperature=0.0)
+  channels = config.dataset.channels
+
+  def conditionals(m, images, labels):
+    """-> log p(x_c = k | sampled past) [256, N, H, W, C]: the features see earlier pixels only,
+    and channel c's likelihood does not read channels > c."""
+    features = m.features(images, labels)
+    scores = lambda c, k: m.output_head(features, images.at[..., c].set(k))[..., c]
+    values = jnp.arange(256, dtype=images.dtype)
+    return jnp.stack([jax.vmap(lambda k: scores(c, k))(values) for c in range(channels)], -1)
+
+  logp_KNHWC = jax.jit(lambda p, x, y: models.build_model(config).apply(
+      {'params': p}, x, y, method=conditionals))(params, images, LABELS)
+  np.testing.assert_array_equal(np.argmax(logp_KNHWC, 0), images)

@@ -9,6 +9,8 @@ where p_c / p_u are the conditional / unconditional model's distributions of tha
 values given everything sampled before it. For the categorical head these are its softmax; for the
 logistic mixture, the discretized mixture's 256 bin probabilities (channel means and mixture
 weights conditioned on the subpixel's earlier channels). s = 1 is exactly the unguided model.
+Temperature T then acts on the guided distribution as on an unguided one (sampling/draws.py):
+p_T(k) = p(k)^(1/T) / Z, so equal halves give the unguided draw at any s and T.
 """
 from typing import Callable, Optional
 
@@ -55,7 +57,8 @@ def subpixel_log_probs(head: Callable, features_BF: jnp.ndarray, pixel_BC: jnp.n
 
   head: (features [N, 1, 1, F], images [N, 1, 1, C]) -> per-subpixel log-likelihoods, e.g. the
   model's output head. It scores the pixel with channel c set to each of the 256 values; the heads
-  are autoregressive over channels, so channels after c play no part.
+  are autoregressive over channels, so channels after c play no part. The reference for what the
+  samplers compute directly (heads.mixture_value_log_probs, CategoricalHead.logits).
   """
   batch, channels = pixel_BC.shape
   values_K = jnp.arange(heads_lib.NUM_VALUES, dtype=pixel_BC.dtype)
@@ -84,25 +87,25 @@ def draw_guided_pixel(head, features_fn: Callable, noise: dict[str, jnp.ndarray]
   """draws.draw_pixel under guidance, for a batch from `with_unconditional_half`: one pixel [2B, C]
   (both halves get the first half's draw) from the guided 256-way distribution of each channel.
 
-  Categorical: Gumbel-max over the guided logits with draws.pixel_noise's Gumbel noise. Logistic
-  mixture: the guided bin distribution at temperature T, inverted at the channel's uniform.
+  Each half's 256 log-probabilities come from the same function draws.draw_pixel uses, and the
+  guided ones are drawn from as it does: categorical, Gumbel-max argmax(logits + T * gumbel);
+  logistic mixture, softmax(logits / T) inverted at the channel's uniform.
   """
   half = batch // 2
   categorical = isinstance(head, heads_lib.CategoricalHead)
   pixel_BC = jnp.zeros((batch, head.channels), jnp.int32)
-  features_BF = None if categorical else features_fn(pixel_BC)  # the pixel's own channels unseen
+  if not categorical:  # the mixture's parameters see only earlier pixels
+    params = [p[:, 0, 0] for p in head.mixture_params(features_fn(pixel_BC)[:, None, None])]
   for c in range(head.channels):
     if categorical:
       features_B11F = features_fn(pixel_BC)[:, None, None]
       logits_BK = head.logits(features_B11F, pixel_BC[:, None, None])[:, 0, 0, c]
     else:
-      logits_BK = subpixel_log_probs(head, features_BF, pixel_BC, c)
+      logits_BK = heads_lib.mixture_value_log_probs(*params, pixel_BC, c)
     logits_HK = guided_logits(logits_BK[:half], logits_BK[half:], scale)
     if categorical:
       value_H = jnp.argmax(logits_HK + temperature * noise['gumbel'][:half, c], axis=-1)
     else:
-      cdf_HK = jnp.cumsum(jax.nn.softmax(logits_HK / jnp.maximum(temperature, 1e-6)), axis=-1)
-      value_H = jnp.sum(cdf_HK < noise['uniform'][:half, c, None], axis=-1)
-      value_H = jnp.minimum(value_H, heads_lib.NUM_VALUES - 1)
+      value_H = heads_lib.draw_from_log_probs(logits_HK, temperature, noise['uniform'][:half, c])
     pixel_BC = pixel_BC.at[:, c].set(jnp.tile(value_H, 2).astype(jnp.int32))
   return pixel_BC

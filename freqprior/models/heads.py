@@ -117,6 +117,37 @@ def mixture_log_probs(logit_pi, means, log_scales, coeffs, images_BHWC):
   return jax.nn.logsumexp(log_w_BHWCM + lp_BHWCM, axis=-1)
 
 
+def mixture_value_log_probs(logit_pi_BM, means_BCM, log_scales_BCM, coeffs_BPM, pixel_BC,
+                            channel: int) -> jnp.ndarray:
+  """log p(x_c = k | x_<c) for all 256 values k, [B, 256], from one pixel's mixture parameters.
+
+  The distribution mixture_log_probs scores (same posterior weights, same coupled means), for
+  every candidate value at once; channels >= c of pixel_BC play no part.
+  """
+  x_BC = to_unit_range(pixel_BC)
+  means_BCM = conditional_means(means_BCM, coeffs_BPM, x_BC)
+  earlier_BcM = logistic_bin_log_prob(x_BC[:, :channel, None], means_BCM[:, :channel],
+                                      log_scales_BCM[:, :channel])
+  log_w_BM = jax.nn.log_softmax(logit_pi_BM + jnp.sum(earlier_BcM, axis=1), axis=-1)
+  x_K = to_unit_range(jnp.arange(NUM_VALUES))
+  lp_BKM = logistic_bin_log_prob(x_K[None, :, None], means_BCM[:, None, channel],
+                                 log_scales_BCM[:, None, channel])
+  return jax.nn.logsumexp(log_w_BM[:, None] + lp_BKM, axis=-1)
+
+
+def draw_from_log_probs(logp_BK: jnp.ndarray, temperature: jnp.ndarray,
+                        uniform_B: jnp.ndarray) -> jnp.ndarray:
+  """A value [B] int32 from softmax(logp / T), its CDF inverted at uniform_B in [0, 1); T = 0:
+  argmax(logp). The sampling temperature of the logistic mixture head, in every sampler."""
+  positive = temperature > 0
+  p_BK = jax.nn.softmax(logp_BK / jnp.where(positive, temperature, 1.0), axis=-1)
+  cdf_BK = jnp.cumsum(p_BK, axis=-1)
+  # scaled by the total rather than normalised, so round-off cannot push u past the last value
+  drawn_B = jnp.sum(cdf_BK <= uniform_B[:, None] * cdf_BK[:, -1:], axis=-1)
+  drawn_B = jnp.minimum(drawn_B, NUM_VALUES - 1)
+  return jnp.where(positive, drawn_B, jnp.argmax(logp_BK, axis=-1)).astype(jnp.int32)
+
+
 class LogisticMixtureHead(nn.Module):
   """Discretized mixture of logistics (PixelCNN++): channel means depend linearly on channels < c.
 
