@@ -37,6 +37,7 @@ def get_config():
   config.model.prior_channels = 48
   config.model.dropout = 0.5
   config.model.dtype = 'bfloat16'
+  config.model.cond_dropout = 0.1  # learns the null label: classifier-free guidance
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 2000
   config.optim.ema_decay = 0.9995

@@ -33,6 +33,7 @@ def get_config():
   config.model.prior_channels = 64
   config.model.dropout = 0.0
   config.model.dtype = 'bfloat16'
+  config.model.cond_dropout = 0.1  # learns the null label: classifier-free guidance
   config.optim.learning_rate = 1e-3
   config.optim.warmup_steps = 5000
   config.optim.ema_decay = 0.9995

@@ -13,8 +13,8 @@ TINY = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model
         '--config.eval.samples=False']
 
 
-def _main(workdir, *flags, config='configs/digits.py'):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+def _main(workdir, *flags, config='configs/digits.py', devices=1):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, JAX_NUM_CPU_DEVICES=str(devices))
   return subprocess.run([sys.executable, 'main.py', f'--config={config}', f'--workdir={workdir}',
                          *TINY, *flags], cwd=ROOT, env=env, capture_output=True, text=True,
                         timeout=300)
@@ -96,3 +96,56 @@ def test_unwritable_workdir(tmp_path):
     assert out.returncode != 0
     assert 'is not a writable directory' in out.stderr
     assert _snapshot(readonly) == before
+
+
+def _one_line_error(out) -> str:
+  """The user's error: a non-zero exit, no traceback, and the message as stderr's last line."""
+  assert out.returncode == 1, out.stderr[-3000:]
+  assert 'Traceback' not in out.stderr, out.stderr[-3000:]
+  last = out.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: '), out.stderr[-3000:]
+  return last
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--config.batch_size=0'], 'config.batch_size=0 must be a positive integer'),
+    (['--config.batch_size=-8'], 'config.batch_size=-8 must be a positive integer'),
+    (['--config.eval.batch_size=0'], 'config.eval.batch_size=0 must be a positive'),
+    (['--config.num_train_steps=0'], 'config.num_train_steps=0 must be a positive'),
+    (['--config.dataset.image_size=16'], '--config.dataset.image_size=8'),
+    (['--config.dataset.channels=3'], '--config.dataset.channels=1'),
+    (['--config.dataset.channels=2'], 'config.dataset.channels=2 must be 1 or 3'),
+    (['--config.dataset.num_classes=5'], '--config.dataset.num_classes=10'),
+    (['--config.sample.class_label=12', '--mode=sample'], 'config.dataset.num_classes=10'),
+    (['--config.sample.class_label=', '--config.eval.samples=True'],
+     'config.model.cond_dropout'),
+    (['--config.sample.guidance_scale=2', '--config.eval.samples=True'],
+     'config.model.cond_dropout'),
+    (['--config.model.dtype=float16'], 'config.model.dtype'),
+    (['--config.model.prior_blocks=7'], 'config.model.prior_blocks'),
+    (['--config.model.dropout=1.5'], 'config.model.dropout=1.5'),
+    (['--config.eval.split=dev'], 'config.eval.split'),
+    (['--config.mesh.shape=(3, 1)'], 'config.mesh.shape'),
+    (['--config.sample.prompt_file=/no/such/file', '--mode=sample'], 'prompt_file'),
+    (['--config.dataset.data_dir=/no/such/dir', '--config.dataset.name=cifar100',
+      '--config.dataset.image_size=32', '--config.dataset.channels=3',
+      '--config.dataset.num_classes=100'], 'config.dataset.data_dir'),
+])
+def test_bad_config_is_one_line_and_writes_nothing(tmp_path, flags, message):
+  workdir = tmp_path / 'new'
+  assert message in _one_line_error(_main(workdir, *flags))
+  assert not workdir.exists()
+
+
+def test_batch_not_divisible_over_the_devices(tmp_path):
+  workdir = tmp_path / 'new'
+  last = _one_line_error(_main(workdir, '--config.batch_size=15', devices=2))
+  assert 'config.batch_size=15 must be a multiple of 2' in last
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize('mode', ['eval', 'sample'])
+def test_empty_workdir(tmp_path, mode):
+  workdir = tmp_path / 'empty'
+  assert 'No checkpoint in' in _one_line_error(_main(workdir, f'--mode={mode}'))
+  assert not workdir.exists()

@@ -86,21 +86,31 @@ def test_cached_equals_naive(case):
 
 
 def test_greedy_samples_are_the_models_argmax(case):
-  """Temperature 0: every subpixel is the mode of the model's own conditional given the
-  sampled past, recomputed here by one full forward pass of the likelihood model."""
+  """Temperature 0: every subpixel is the most likely of the 256 values under the model's own
+  conditional given the sampled past (for the mixture: its exact bin probabilities, with the
+  weights updated by the pixel's earlier channels), recomputed by one full forward pass."""
   _, config, params, _ = case
   images = sample.generate(params, config, LABELS, jax.random.key(0), temperature=0.0)
   np.testing.assert_array_equal(
       images, sample.generate(params, config, LABELS, jax.random.key(1), method='naive',
                               temperature=0.0))
-  outputs = model_outputs(config, params, images, LABELS)
   if config.model.head == 'categorical':
-    np.testing.assert_array_equal(np.argmax(outputs, -1), images)
-  else:
-    logit_pi, means_NHWCM, _ = outputs
-    component = np.argmax(logit_pi, -1)[..., None, None]
-    mean_NHWC = np.take_along_axis(np.asarray(means_NHWCM), component, -1)[..., 0]
-    np.testing.assert_array_equal(np.clip(np.round((mean_NHWC + 1) * 127.5), 0, 255), images)
+    np.testing.assert_array_equal(np.argmax(model_outputs(config, params, images, LABELS), -1),
+                                  images)
+    return
+  channels = config.dataset.channels
+
+  def conditionals(m, images, labels):
+    """-> log p(x_c = k | sampled past) [256, N, H, W, C] from the head's own likelihood: the
+    features see earlier pixels only, and channel c's likelihood does not read channels > c."""
+    features = m.features(images, labels)
+    scores = lambda c, k: m.output_head(features, images.at[..., c].set(k))[..., c]
+    values = jnp.arange(256, dtype=images.dtype)
+    return jnp.stack([jax.vmap(lambda k: scores(c, k))(values) for c in range(channels)], -1)
+
+  logp_KNHWC = jax.jit(lambda p, x, y: models.build_model(config).apply(
+      {'params': p}, x, y, method=conditionals))(params, images, LABELS)
+  np.testing.assert_array_equal(np.argmax(logp_KNHWC, 0), images)
 
 
 def test_draws_follow_the_models_conditionals():
@@ -160,26 +170,3 @@ def test_bad_options_are_clear_errors():
   config.sample.class_label = '1,2'
   config.sample.num_images = 5
   np.testing.assert_array_equal(sample.parse_labels(config), [1, 2, 1, 2, 1])
-
-
-def test_greedy_mixture_samples_are_the_mode_of_the_exact_conditionals(case):
-  """Temperature 0, logistic mixture: every subpixel is the most likely of the 256 values under
-  the model's exact conditional given the sampled past (mixture weights updated by the pixel's
-  earlier channels), recomputed by one full forward pass and the head's own likelihood."""
-  _, config, params, _ = case
-  if config.model.head != 'logistic_mixture':
-    pytest.skip('the categorical case is test_greedy_samples_are_the_models_argmax')
-  images = sample.generate(params, config, LABELS, jax.random.key(0), temperature=0.0)
-  channels = config.dataset.channels
-
-  def conditionals(m, images, labels):
-    """-> log p(x_c = k | sampled past) [256, N, H, W, C]: the features see earlier pixels only,
-    and channel c's likelihood does not read channels > c."""
-    features = m.features(images, labels)
-    scores = lambda c, k: m.output_head(features, images.at[..., c].set(k))[..., c]
-    values = jnp.arange(256, dtype=images.dtype)
-    return jnp.stack([jax.vmap(lambda k: scores(c, k))(values) for c in range(channels)], -1)
-
-  logp_KNHWC = jax.jit(lambda p, x, y: models.build_model(config).apply(
-      {'params': p}, x, y, method=conditionals))(params, images, LABELS)
-  np.testing.assert_array_equal(np.argmax(logp_KNHWC, 0), images)

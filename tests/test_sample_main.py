@@ -10,6 +10,7 @@ from PIL import Image
 import pytest
 
 from freqprior import checkpoint as checkpoint_lib
+from freqprior import errors
 from freqprior import models
 from freqprior import sample
 from freqprior import state as state_lib
@@ -98,6 +99,8 @@ def test_command_line_step_and_options(run):
     ('sample.step', 15, FileNotFoundError, 'step 15'),
     ('model.width', 16, ValueError, 'differently shaped'),
     ('model.class_conditional', False, ValueError, 'unconditional'),
+    ('sample.guidance_scale', 2.0, errors.ConfigError, 'config.model.cond_dropout'),
+    ('sample.class_label', '', errors.ConfigError, 'config.model.cond_dropout'),
 ])
 def test_bad_input_writes_nothing(run, key, value, error, match):
   workdir, _ = run
@@ -115,3 +118,17 @@ def test_no_checkpoint(tmp_path):
   with pytest.raises(FileNotFoundError, match='No checkpoint'):
     sample.sample_main(small_config(), str(workdir))
   assert not workdir.exists()
+
+
+def test_guidance_needs_a_checkpoint_trained_with_cond_dropout(run, tmp_path):
+  """The checkpoint's own config.model.cond_dropout decides, not the one passed to sample."""
+  workdir, _ = run  # trained with cond_dropout 0
+  config = small_config()
+  config.model.cond_dropout = 0.1
+  config.sample.update(guidance_scale=2.0, num_images=2)
+  with pytest.raises(errors.ConfigError, match=r'config.model.cond_dropout=0 \(checkpoint'):
+    sample.sample_checkpoint(config, str(workdir))
+  guided_dir = tmp_path / 'guided'
+  save_run(guided_dir, config, {5: 1.0})
+  images, step = sample.sample_checkpoint(config, str(guided_dir))
+  assert step == 5 and images.shape == (2, 8, 8, 1)

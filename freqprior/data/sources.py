@@ -146,7 +146,8 @@ def _check_shape(features, config: ml_collections.ConfigDict) -> tuple[int, int,
   name = config.dataset.name
   if stored[2] is not None and stored[2] != channels:
     raise DataError(f'Image size mismatch: {name!r} images have {stored[2]} channel(s) but '
-                    f'config.dataset.channels={channels}.')
+                    f'config.dataset.channels={channels}; set --config.dataset.channels='
+                    f'{stored[2]} or prepare the data with that many channels.')
   if stored[0] is not None and (stored[0], stored[1]) != (size, size):
     raise DataError(f'Image size mismatch: {name!r} images are {stored[0]}x{stored[1]} but '
                     f'config.dataset.image_size={size}; set --config.dataset.image_size='
@@ -163,7 +164,8 @@ def _classes(features, config) -> tuple[tuple[str, ...], tuple[tuple[str, ...], 
   num_classes = features['label'].num_classes
   if num_classes != config.dataset.num_classes:
     raise DataError(f'Labels out of range: {config.dataset.name!r} has {num_classes} classes '
-                    f'but config.dataset.num_classes={config.dataset.num_classes}.')
+                    f'but config.dataset.num_classes={config.dataset.num_classes}; set '
+                    f'--config.dataset.num_classes={num_classes}.')
   stored = features['label'].names
   if config.dataset.name == 'cifar100':  # TFDS learns these names at build time only.
     stored = names.cifar100_names()
