@@ -40,12 +40,13 @@ def main(argv):
       mesh.initialize_processes(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     logging.info('process %d of %d; mode %s', jax.process_index(), jax.process_count(),
                  FLAGS.mode)
-    validate.check(FLAGS.config, FLAGS.mode)  # before anything is read or written
+    # Each mode validates the config before anything is read or written.
     if FLAGS.mode == 'train':
       train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     elif FLAGS.mode == 'eval':
       train.evaluate(FLAGS.config, FLAGS.workdir)
     else:
+      validate.check(FLAGS.config, 'sample')
       sample.sample_main(FLAGS.config, FLAGS.workdir)
   except errors.UserError as e:  # the user's to fix: one line, no traceback
     print(f'error: {e}', file=sys.stderr, flush=True)

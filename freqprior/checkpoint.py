@@ -76,18 +76,19 @@ class Checkpoints:
     """`step` if >= 0, else the latest or best (`default`) step; a clear error if absent."""
     steps = self.manager.all_steps()
     if not steps:
-      raise errors.MissingError(f'No checkpoint in {self.directory}; train first '
-                              '(python main.py --mode=train ...).')
+      raise errors.MissingError(f'No checkpoint in {self.directory}; train first (python main.py '
+                                '--mode=train ...).')
     if step < 0:
       return self.best_step() if default == 'best' else self.latest_step()
     if step not in steps:
-      raise errors.MissingError(f'No checkpoint for step {step} in {self.directory}; '
-                              f'saved steps: {sorted(steps)}')
+      raise errors.MissingError(f'No checkpoint for step {step} in {self.directory}; saved steps: '
+                                f'{sorted(steps)}')
     return step
 
   def saved_signature(self, step: int) -> dict[str, Any]:
     """The `model_signature` of the config that checkpoint `step` was trained with."""
-    return self.manager.restore(step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))['model']
+    items = ocp.args.Composite(model=ocp.args.JsonRestore())
+    return self.manager.restore(step, args=items)['model']
 
   def check_compatible(self, step: int, abstract_state: Any) -> None:
     """Raises ConfigError if checkpoint `step` holds a model of another shape or config."""
@@ -106,11 +107,11 @@ class Checkpoints:
     changed = [f'{group}.{k}: checkpoint {v!r}, config {current[group].get(k)!r}'
                for group, values in saved_signature.items() for k, v in values.items()
                if current.get(group, {}).get(k) != v]
-    raise errors.ConfigError(
-        f'The checkpoint at step {step} in {self.directory} holds a differently shaped model; '
-        f'nothing was restored. Differing config keys: {"; ".join(changed) or "none"}. '
-        f'Differing parameters ({len(problems)}): {"; ".join(problems[:5])}. '
-        'Use the config it was trained with, or another --workdir.')
+    raise errors.ConfigError(f'The checkpoint at step {step} in {self.directory} holds a '
+                             'differently shaped model; nothing was restored. Differing config '
+                             f'keys: {"; ".join(changed) or "none"}. Differing parameters '
+                             f'({len(problems)}): {"; ".join(problems[:5])}. Use the config it was '
+                             'trained with, or another --workdir.')
 
   def restore(self, step: int, abstract_state: Any, shardings: Any) -> Any:
     """The train state of checkpoint `step` laid out by `shardings`."""

@@ -39,8 +39,8 @@ def mesh_shape(shape: tuple[int, ...], num_devices: int) -> tuple[int, ...]:
       raise errors.ConfigError(f'config.mesh.shape={shape} cannot cover {num_devices} devices')
     shape = tuple(num_devices // known if s == -1 else s for s in shape)
   if math.prod(shape) != num_devices:
-    raise errors.ConfigError(f'config.mesh.shape={shape} needs {math.prod(shape)} devices; '
-                     f'this run has {num_devices}')
+    raise errors.ConfigError(f'config.mesh.shape={shape} needs {math.prod(shape)} devices; this '
+                             f'run has {num_devices}')
   return shape
 
 
@@ -51,7 +51,7 @@ def make_mesh(config: ml_collections.ConfigDict, devices=None) -> Mesh:
   shape = mesh_shape(tuple(config.mesh.shape), len(devices))
   if len(shape) != len(axes) or 'data' not in axes:
     raise errors.ConfigError(f'config.mesh.axes={axes} must name each of the {len(shape)} axes in '
-                     f"config.mesh.shape and include 'data'")
+                             "config.mesh.shape and include 'data'")
   if config.mesh.fsdp and 'fsdp' not in axes:
     raise errors.ConfigError("config.mesh.fsdp=True needs an 'fsdp' axis in config.mesh.axes")
   return jax.make_mesh(shape, axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes),

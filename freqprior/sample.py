@@ -40,11 +40,14 @@ def check_options(config: ml_collections.ConfigDict, method: Optional[str] = Non
   method = config.sample.method if method is None else method
   temperature = config.sample.temperature if temperature is None else temperature
   if method not in SAMPLERS:
-    raise errors.ConfigError(f'config.sample.method must be one of {sorted(SAMPLERS)}, got {method!r}')
+    raise errors.ConfigError(f'config.sample.method must be one of {sorted(SAMPLERS)}, got '
+                             f'{method!r}')
   if not np.isfinite(temperature) or temperature < 0:
-    raise errors.ConfigError(f'config.sample.temperature must be >= 0 (0: greedy), got {temperature}')
+    raise errors.ConfigError('config.sample.temperature must be >= 0 (0: greedy), got '
+                             f'{temperature}')
   if config.sample.batch_size <= 0:
-    raise errors.ConfigError(f'config.sample.batch_size must be positive, got {config.sample.batch_size}')
+    raise errors.ConfigError('config.sample.batch_size must be positive, got '
+                             f'{config.sample.batch_size}')
   return method, float(temperature)
 
 
@@ -58,14 +61,14 @@ def parse_labels(config: ml_collections.ConfigDict) -> Optional[np.ndarray]:
   if spec.lower() in ('', 'none'):
     return None
   if not config.model.class_conditional:
-    raise errors.ConfigError(f'config.sample.class_label={spec!r} was given to an unconditional model '
-                     '(config.model.class_conditional is False); pass '
-                     "--config.sample.class_label=''")
+    raise errors.ConfigError(f'config.sample.class_label={spec!r} was given to an unconditional '
+                             'model (config.model.class_conditional is False); pass '
+                             "--config.sample.class_label=''")
   try:
     labels = [int(s) for s in spec.split(',')]
   except ValueError:
-    raise errors.ConfigError(f"config.sample.class_label must be one label or a comma list like '0,1,2'; "
-                     f'got {spec!r}') from None
+    raise errors.ConfigError('config.sample.class_label must be one label or a comma list like '
+                             f"'0,1,2'; got {spec!r}") from None
   labels_N = np.resize(np.asarray(labels, np.int32), num_images)
   models.check_labels(labels_N, num_images, config)
   return labels_N
@@ -76,8 +79,8 @@ def parse_prompts(config: ml_collections.ConfigDict, num_images: int) -> Optiona
   set: the empty, unconditional prompt); None for a model without text conditioning."""
   if config.model.text == 'none':
     if config.sample.prompt or config.sample.prompt_file:
-      raise errors.ConfigError('config.sample.prompt / prompt_file were given to a model without text '
-                       "conditioning (config.model.text == 'none')")
+      raise errors.ConfigError('config.sample.prompt / prompt_file were given to a model without '
+                               "text conditioning (config.model.text == 'none')")
     return None
   return tokenizer.load_prompts(config.sample.prompt, config.sample.prompt_file, num_images)
 
@@ -88,8 +91,8 @@ def check_guidance(config: ml_collections.ConfigDict, scale: Optional[float] = N
   if not np.isfinite(scale):
     raise errors.ConfigError(f'config.sample.guidance_scale must be finite, got {scale}')
   if scale != 1.0 and not config.model.class_conditional and config.model.text == 'none':
-    raise errors.ConfigError(f'config.sample.guidance_scale={scale} needs a class- or prompt-conditioned '
-                     'model; use 1.0')
+    raise errors.ConfigError(f'config.sample.guidance_scale={scale} needs a class- or '
+                             'prompt-conditioned model; use 1.0')
   return float(scale)
 
 
@@ -114,11 +117,12 @@ def check_null_condition(config: ml_collections.ConfigDict, trained_cond_dropout
   if not config.model.class_conditional and config.model.text == 'none':
     return
   s = config.sample
-  raise errors.ConfigError(
-      f'config.sample (guidance_scale={s.guidance_scale}, class_label={s.class_label!r}, '
-      f'prompt={s.prompt!r}) needs the null label / empty prompt, which a model trained with '
-      f'config.model.cond_dropout=0 ({where}) never learned: give every image a label or '
-      'prompt and guidance_scale=1, or train with --config.model.cond_dropout=0.1')
+  raise errors.ConfigError(f'config.sample (guidance_scale={s.guidance_scale}, '
+                           f'class_label={s.class_label!r}, prompt={s.prompt!r}) needs the null '
+                           'label / empty prompt, which a model trained with '
+                           f'config.model.cond_dropout=0 ({where}) never learned: give every image '
+                           'a label or prompt and guidance_scale=1, or train with '
+                           '--config.model.cond_dropout=0.1')
 
 
 # ------------------------------------------------------------------------------------------------

@@ -204,8 +204,9 @@ def write_sample_grid(setup: Setup, params, step: int, writer, workdir: str) -> 
 def evaluate(config: ml_collections.ConfigDict, workdir: str,
              setup: Optional[Setup] = None) -> dict[str, Any]:
   """Restores a checkpoint (config.eval.step, or the config.eval.checkpoint one: 'best' by
-  validation bits/dim, the latest where no validation was recorded, or 'latest'), evaluates its EMA parameters on config.eval.split, prints the JSON record on
-  process 0 and writes it to DIR/eval/<split>_step<step>.json."""
+  validation bits/dim, the latest where no validation was recorded, or 'latest'), evaluates
+  its EMA parameters on config.eval.split, prints the JSON record on process 0 and writes it to
+  DIR/eval/<split>_step<step>.json."""
   if setup is None:
     validate.check(config, 'eval')
     setup = Setup.create(config)
@@ -238,10 +239,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
   info = data.dataset_info(config)
   expected = (config.dataset.image_size,) * 2 + (config.dataset.channels,)
   if tuple(info.image_shape) != expected:
-    raise errors.ConfigError(
-        f'dataset {info.name} yields images {info.image_shape}, but the config says {expected}: '
-        f'set --config.dataset.image_size={info.image_shape[0]} '
-        f'--config.dataset.channels={info.image_shape[2]}')
+    raise errors.ConfigError(f'dataset {info.name} yields images {info.image_shape}, but the '
+                             f'config says {expected}: set '
+                             f'--config.dataset.image_size={info.image_shape[0]} '
+                             f'--config.dataset.channels={info.image_shape[2]}')
   if config.model.class_conditional and info.num_classes != config.dataset.num_classes:
     raise errors.ConfigError(f'dataset {info.name} has {info.num_classes} classes: set '
                              f'--config.dataset.num_classes={info.num_classes}')

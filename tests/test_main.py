@@ -149,3 +149,9 @@ def test_empty_workdir(tmp_path, mode):
   workdir = tmp_path / 'empty'
   assert 'No checkpoint in' in _one_line_error(_main(workdir, f'--mode={mode}'))
   assert not workdir.exists()
+
+
+def test_fsdp_that_shards_nothing_warns_once(tmp_path):
+  out = _main(tmp_path / 'run', '--config.mesh.fsdp=True', devices=2)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert out.stderr.count("config.mesh.fsdp=True shards nothing") == 1, out.stderr[-3000:]

@@ -84,12 +84,13 @@ def test_check_finite_names_the_step():
     metrics.check_finite(bad, 7)
 
 
-def test_non_finite_run_stops_without_a_checkpoint(tmp_path):
+@pytest.mark.parametrize('log_every_steps', [1, 100])  # 100: metrics unread at each save
+def test_non_finite_run_stops_without_a_checkpoint(tmp_path, log_every_steps):
   config = tiny_config()
   config.optim.learning_rate = float('inf')  # the first update makes the parameters NaN
   config.num_train_steps = 5
   config.checkpoint_every_steps = 1
-  config.log_every_steps = 1
+  config.log_every_steps = log_every_steps
   with pytest.raises(FloatingPointError, match=r'(at|after) step [12]\b'):
     train.train_and_evaluate(config, str(tmp_path))
   assert os.listdir(tmp_path / 'checkpoints') == []

@@ -27,17 +27,23 @@ def prior_block_indices(spec: str, num_blocks: int, enabled: bool = True,
   try:
     indices = tuple(sorted({int(s) for s in spec.split(',')}))
   except ValueError:
-    raise errors.ConfigError(f"config.model.{key} must be 'all', 'last', 'none' or block "
-                     f'indices like "1,3"; got {spec!r}') from None
+    raise errors.ConfigError(f"config.model.{key} must be 'all', 'last', 'none' or block indices "
+                             f'like "1,3"; got {spec!r}') from None
   if any(not 0 <= i < num_blocks for i in indices):
     raise errors.ConfigError(f'config.model.{key}={spec!r} names a block outside '
-                     f'0..{num_blocks - 1} (config.model.num_blocks={num_blocks})')
+                             f'0..{num_blocks - 1} (config.model.num_blocks={num_blocks})')
   return indices
 
 
 def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
   """The PixelCNN that `config.model` and `config.dataset` describe."""
   m = config.model
+  if m.head not in ('categorical', 'logistic_mixture'):
+    raise errors.ConfigError("config.model.head must be 'categorical' or 'logistic_mixture', got "
+                             f'{m.head!r}')
+  if m.prior_kernel not in ('full', 'implicit'):
+    raise errors.ConfigError("config.model.prior_kernel must be 'full' or 'implicit', got "
+                             f'{m.prior_kernel!r}')
   if m.dtype not in DTYPES:
     raise errors.ConfigError(f'config.model.dtype must be one of {sorted(DTYPES)}, got {m.dtype!r}')
   return PixelCNN(
@@ -66,8 +72,8 @@ def text_config(config: ml_collections.ConfigDict) -> Optional[text_lib.TextConf
   if m.text == 'none':
     return None
   if m.text not in ('pooled', 'cross_attention'):
-    raise errors.ConfigError(f"config.model.text must be 'none', 'pooled' or 'cross_attention', "
-                     f'got {m.text!r}')
+    raise errors.ConfigError("config.model.text must be 'none', 'pooled' or 'cross_attention', got "
+                             f'{m.text!r}')
   for key, width in (('text_heads', m.text_width), ('cross_attention_heads', m.width)):
     if width % m[key]:
       raise errors.ConfigError(f'config.model.{key}={m[key]} must divide the width {width}')
@@ -83,8 +89,8 @@ def prompt_tokens(prompts: Optional[Sequence[str]], batch: int,
   if prompts is None:
     return None
   if config.model.text == 'none':
-    raise errors.ConfigError("prompts were given to a model without text conditioning "
-                     "(config.model.text == 'none')")
+    raise errors.ConfigError('prompts were given to a model without text conditioning '
+                             "(config.model.text == 'none')")
   if isinstance(prompts, (str, bytes)) or len(prompts) != batch:
     raise errors.ConfigError(f'prompts must be a sequence of B={batch} strings, got {prompts!r}')
   return tokenizer.tokenize(prompts, config.model.max_prompt_length)
@@ -113,8 +119,9 @@ def check_images(images: np.ndarray, config: ml_collections.ConfigDict) -> None:
   size, channels = config.dataset.image_size, config.dataset.channels
   expected = (size, size, channels)
   if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-    raise errors.ConfigError(f'images must be [B, {size}, {size}, {channels}] (config.dataset.image_size'
-                     f'={size}, config.dataset.channels={channels}); got {tuple(images.shape)}')
+    raise errors.ConfigError(f'images must be [B, {size}, {size}, {channels}] '
+                             f'(config.dataset.image_size={size}, '
+                             f'config.dataset.channels={channels}); got {tuple(images.shape)}')
   if images.dtype != np.uint8:
     raise errors.ConfigError(f'images must be uint8 0..255, got {images.dtype}')
 
@@ -124,14 +131,15 @@ def check_labels(labels, batch: int, config: ml_collections.ConfigDict) -> None:
     return
   if not config.model.class_conditional:
     raise errors.ConfigError('labels were given to an unconditional model '
-                     '(config.model.class_conditional is False)')
+                             '(config.model.class_conditional is False)')
   labels = np.asarray(labels)
   if labels.shape != (batch,):
     raise errors.ConfigError(f'labels must be [B={batch}], got {labels.shape}')
   num_classes = config.dataset.num_classes
   if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-    raise errors.ConfigError(f'labels must lie in 0..{num_classes - 1} (config.dataset.num_classes='
-                     f'{num_classes}); got {labels.min()}..{labels.max()}')
+    raise errors.ConfigError(f'labels must lie in 0..{num_classes - 1} '
+                             f'(config.dataset.num_classes={num_classes}); got '
+                             f'{labels.min()}..{labels.max()}')
 
 
 def build_log_prob(config: ml_collections.ConfigDict, seed: int = 0) -> Callable:

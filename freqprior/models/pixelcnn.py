@@ -11,11 +11,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from freqprior import errors
 from freqprior.models import guidance
 from freqprior.models import heads as heads_lib
 from freqprior.models import layers
 from freqprior.models import prior as prior_lib
-from freqprior import errors
 from freqprior.models import text as text_lib
 from freqprior.models import tokenizer
 
@@ -69,8 +69,8 @@ class PixelCNN(nn.Module):
       self.output_head = heads_lib.LogisticMixtureHead(self.channels, self.num_mixtures,
                                                        self.head_width)
     else:
-      raise errors.ConfigError(f"config.model.head must be 'categorical' or 'logistic_mixture', "
-                       f'got {self.head!r}')
+      raise errors.ConfigError("config.model.head must be 'categorical' or 'logistic_mixture', got "
+                               f'{self.head!r}')
     self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
                              self.dropout, self.prior_blocks, self.prior_kernel, self.dtype,
                              self.text, self.cond_dropout, self.prior_channels,
@@ -106,7 +106,7 @@ class Backbone(nn.Module):
     if self.num_classes == 0:
       if labels_B is not None:
         raise errors.ConfigError('labels were given to an unconditional model '
-                         '(config.model.class_conditional is False)')
+                                 '(config.model.class_conditional is False)')
       return jnp.broadcast_to(null_D, (batch, self.cond_dim))
     if labels_B is None:  # the null label, used for unconditional / guided sampling
       labels_B = jnp.full((batch,), self.num_classes, jnp.int32)
@@ -116,8 +116,8 @@ class Backbone(nn.Module):
     """The prompt's TextFeatures (the empty prompt when tokens are None); None without text."""
     if self.text is None:
       if tokens_BT is not None:
-        raise errors.ConfigError("prompts were given to a model without text conditioning "
-                         "(config.model.text == 'none')")
+        raise errors.ConfigError('prompts were given to a model without text conditioning '
+                                 "(config.model.text == 'none')")
       return None
     if tokens_BT is None:
       tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.text.max_length))

@@ -106,8 +106,8 @@ class FrequencyPrior(nn.Module):
     if self.parameterization == 'implicit':
       return ImplicitTaps(channels, name='implicit')(tap_offsets(self.stack, height, width))
     if self.parameterization != 'full':
-      raise errors.ConfigError(f"config.model.prior_kernel must be 'full' or 'implicit', "
-                       f'got {self.parameterization!r}')
+      raise errors.ConfigError("config.model.prior_kernel must be 'full' or 'implicit', got "
+                               f'{self.parameterization!r}')
     shape = (height, 2 * width - 1, channels) if self.stack == 'vertical' else (width, channels)
     fan_in = math.prod(shape[:-1])
     return self.param('taps', nn.initializers.normal(fan_in ** -0.5), shape)

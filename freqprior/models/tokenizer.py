@@ -21,7 +21,8 @@ def encode(prompt: Union[str, bytes], max_length: int) -> list[int]:
   """One prompt -> [BOS, bytes..., EOS]; longer prompts lose whole trailing characters, with a
   warning, so that at most `max_length` tokens remain."""
   if max_length < 2:
-    raise errors.ConfigError(f'config.model.max_prompt_length must be >= 2 (BOS and EOS), got {max_length}')
+    raise errors.ConfigError('config.model.max_prompt_length must be >= 2 (BOS and EOS), got '
+                             f'{max_length}')
   if isinstance(prompt, bytes):
     prompt = prompt.decode('utf-8')
   if not isinstance(prompt, str):
