@@ -32,6 +32,15 @@ class _Builder(adhoc_builder.AdhocBuilder, skip_registration=True):
             for split, examples in self._split_datasets.items()}
 
 
+def check_name(output: str | os.PathLike) -> epath.Path:
+  """`output` as a path, if its folder name can name a TFDS dataset (else ValueError)."""
+  output = epath.Path(output)
+  if not re.fullmatch(r'[a-z][a-z0-9_]*', output.name):
+    raise ValueError(f'Dataset folder name {output.name!r} must be lowercase letters, digits and '
+                     'underscores, starting with a letter (it names the TFDS dataset).')
+  return output
+
+
 def write_dataset(output: str | os.PathLike, features: tfds.features.FeaturesDict,
                   splits: Mapping[str, Iterable[tuple[int | str, dict]]],
                   description: str, ordered: bool = False) -> epath.Path:
@@ -42,10 +51,7 @@ def write_dataset(output: str | os.PathLike, features: tfds.features.FeaturesDic
   Everything is first written to a temporary sibling folder that is renamed at the end, so a
   failure leaves nothing at `output`. An existing `output` is never overwritten.
   """
-  output = epath.Path(output)
-  if not re.fullmatch(r'[a-z][a-z0-9_]*', output.name):
-    raise ValueError(f'Dataset folder name {output.name!r} must be lowercase letters, digits and '
-                     'underscores, starting with a letter (it names the TFDS dataset).')
+  output = check_name(output)
   if output.exists():
     raise FileExistsError(f'{output} already exists; remove it or choose another --output.')
   output.parent.mkdir(parents=True, exist_ok=True)
