@@ -13,6 +13,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from freqprior import errors
 
@@ -53,9 +54,13 @@ def vertical_taps_f(taps_HXC: jnp.ndarray, width: int) -> jnp.ndarray:
 
 
 def toeplitz(taps_XN: jnp.ndarray, n: int) -> jnp.ndarray:
-  """[..., i, r] = taps[..., i - r] for r <= i, exactly 0 otherwise (last axis of taps: the lag)."""
-  padded = jnp.concatenate([jnp.zeros_like(taps_XN[..., 1:n]), taps_XN[..., :n]], axis=-1)
-  return jnp.stack([jnp.flip(padded[..., i:i + n], -1) for i in range(n)], -2)  # no gather
+  """[..., i, r] = taps[..., i - r] for r <= i, exactly 0 otherwise (last axis of taps: the lag).
+
+  One static gather and a mask: a graph of constant size whatever n (its gradient is one
+  scatter-add)."""
+  lag_NN = np.arange(n)[:, None] - np.arange(n)[None, :]
+  gathered = jnp.take(taps_XN, np.maximum(lag_NN, 0), axis=-1)
+  return jnp.where(lag_NN >= 0, gathered, jnp.zeros((), taps_XN.dtype))
 
 
 def tap_offsets(stack: str, height: int, width: int) -> jnp.ndarray:
