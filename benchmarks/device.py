@@ -1,0 +1,129 @@
+"""One short accelerator run: compile times, train throughput and MFU, prior cost, sampling.
+
+  python benchmarks/device.py            # on a GPU / TPU host: about 8 minutes, no data needed
+  python benchmarks/device.py --cpu_smoke  # the same measurements on tiny sizes (the tests)
+
+On random batches (no network, no datasets), for configs/cifar100.py at full size:
+compile seconds of the train step, eval step and cached sampler (benchmarks/compile.py); train
+images/s and MFU in float32 and bfloat16 at batch 64 and at the largest batch up to 512 that
+fits; prior_overhead at the shipped placement (benchmarks/train_throughput.py); imagenet64
+images/s; cached and naive sampling seconds for 16 and 256 32x32x3 images (benchmarks/
+sampling.py). Every part prints as it finishes; the last line is one JSON record.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from configs import cifar100, imagenet64  # pylint: disable=g-import-not-at-top
+import compile as compile_bench  # pylint: disable=g-import-not-at-top
+import train_throughput  # pylint: disable=g-import-not-at-top
+
+SMOKE = dict(width=8, num_blocks=1, head_width=8, prior_channels=4, prior_blocks='0', num_mixtures=2)
+
+
+def shrink(config, smoke: bool):
+  if smoke:
+    config.model.update(**SMOKE)
+    config.dataset.image_size = 8
+  return config
+
+
+def throughput(module, dtype: str, batch: int, smoke: bool) -> dict:
+  config = shrink(module.get_config(), smoke)
+  config.model.dtype = dtype
+  config.batch_size = batch
+  runner = train_throughput.Runner(config)
+  times = runner.time(3 if smoke else 10)
+  step_s = sorted(times)[len(times) // 2]
+  entry = {'batch': batch, 'step_s': step_s, 'images_per_s': batch / step_s,
+           'forward_gflops_per_image': runner.forward_flops / 1e9}
+  kind = jax.devices()[0].device_kind
+  peak = next((v for k, v in train_throughput.PEAK_BF16_FLOPS.items() if kind.startswith(k)),
+              None)
+  if peak:  # training ~ 3x the forward pass
+    entry['mfu'] = 3 * runner.forward_flops * batch / step_s / peak
+  return entry
+
+
+def prior_overhead(batch: int, smoke: bool) -> float:
+  """bfloat16 step time with the shipped prior / without it - 1, timed alternately."""
+  runners = {}
+  for prior in (True, False):
+    config = shrink(cifar100.get_config(), smoke)
+    config.model.update(dtype='bfloat16', frequency_prior=prior)
+    config.batch_size = batch
+    runners[prior] = train_throughput.Runner(config)
+  medians = train_throughput.alternating_medians(runners, 3 if smoke else 5, 2 if smoke else 4)
+  return medians[True] / medians[False] - 1
+
+
+def largest_batch(dtype: str, smoke: bool, start: int = 64, limit: int = 512) -> dict:
+  """The throughput at the largest power-of-two batch up to `limit` that fits in memory."""
+  best, batch = None, start
+  while batch <= limit:
+    try:
+      best = throughput(cifar100, dtype, batch, smoke)
+    except Exception as e:  # pylint: disable=broad-except
+      if 'RESOURCE_EXHAUSTED' not in str(e) and 'out of memory' not in str(e).lower():
+        raise
+      break
+    batch *= 2
+  return best
+
+
+def sampling(smoke: bool) -> dict:
+  """Seconds of cached and naive sampling of the cifar100 model for 16 and 256 images."""
+  from freqprior import models, sample  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  config = shrink(cifar100.get_config(), smoke)
+  config.model.update(dtype='float32', dropout=0.0)
+  params = models.init_params(models.build_model(config), config, jax.random.key(0))
+  result = {}
+  for num in ((2, 4) if smoke else (16, 256)):
+    config.sample.update(num_images=num, batch_size=num)
+    labels = np.arange(num, dtype=np.int32) % config.dataset.num_classes
+    for method in ('cached', 'naive'):
+      sample.generate(params, config, labels, jax.random.key(1), method=method)  # compile
+      start = time.perf_counter()
+      sample.generate(params, config, labels, jax.random.key(1), method=method)
+      result[f'{method}_{num}_s'] = time.perf_counter() - start
+    result[f'speedup_{num}'] = result[f'naive_{num}_s'] / result[f'cached_{num}_s']
+  return result
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--cpu_smoke', action='store_true', help='tiny sizes, for the tests')
+  args = parser.parse_args()
+  smoke = args.cpu_smoke
+  start = time.perf_counter()
+  result = {'device': jax.devices()[0].device_kind, 'num_devices': jax.device_count(),
+            'smoke': smoke}
+
+  def part(name, fn):
+    result[name] = fn()
+    print(name, json.dumps(result[name]), file=sys.stderr, flush=True)
+
+  for dtype in ('float32', 'bfloat16'):
+    part(f'compile_{dtype}', lambda dtype=dtype: compile_bench.measure(
+        shrink(compile_bench.build('cifar100', dtype, 8), smoke)))
+    part(f'cifar100_{dtype}_batch64', lambda dtype=dtype: throughput(
+        cifar100, dtype, 8 if smoke else 64, smoke))
+    part(f'cifar100_{dtype}_largest', lambda dtype=dtype: largest_batch(
+        dtype, smoke, 8 if smoke else 128, 16 if smoke else 512))
+  part('prior_overhead', lambda: prior_overhead(8 if smoke else 64, smoke))
+  part('imagenet64_bfloat16', lambda: throughput(imagenet64, 'bfloat16', 8 if smoke else 64,
+                                                 smoke))
+  part('sampling', lambda: sampling(smoke))
+  result['total_s'] = time.perf_counter() - start
+  print(json.dumps(result))
+
+
+if __name__ == '__main__':
+  main()
