@@ -108,26 +108,14 @@ def _one_line_error(out) -> str:
   return last
 
 
-@pytest.mark.parametrize('flags,message', [
+@pytest.mark.parametrize('flags,message', [  # more cases: tests/test_validate.py
     (['--config.batch_size=0'], 'config.batch_size=0 must be a positive integer'),
-    (['--config.batch_size=-8'], 'config.batch_size=-8 must be a positive integer'),
-    (['--config.eval.batch_size=0'], 'config.eval.batch_size=0 must be a positive'),
-    (['--config.num_train_steps=0'], 'config.num_train_steps=0 must be a positive'),
     (['--config.dataset.image_size=16'], '--config.dataset.image_size=8'),
     (['--config.dataset.channels=3'], '--config.dataset.channels=1'),
-    (['--config.dataset.channels=2'], 'config.dataset.channels=2 must be 1 or 3'),
     (['--config.dataset.num_classes=5'], '--config.dataset.num_classes=10'),
     (['--config.sample.class_label=12', '--mode=sample'], 'config.dataset.num_classes=10'),
     (['--config.sample.class_label=', '--config.eval.samples=True'],
      'config.model.cond_dropout'),
-    (['--config.sample.guidance_scale=2', '--config.eval.samples=True'],
-     'config.model.cond_dropout'),
-    (['--config.model.dtype=float16'], 'config.model.dtype'),
-    (['--config.model.prior_blocks=7'], 'config.model.prior_blocks'),
-    (['--config.model.dropout=1.5'], 'config.model.dropout=1.5'),
-    (['--config.eval.split=dev'], 'config.eval.split'),
-    (['--config.mesh.shape=(3, 1)'], 'config.mesh.shape'),
-    (['--config.sample.prompt_file=/no/such/file', '--mode=sample'], 'prompt_file'),
     (['--config.dataset.data_dir=/no/such/dir', '--config.dataset.name=cifar100',
       '--config.dataset.image_size=32', '--config.dataset.channels=3',
       '--config.dataset.num_classes=100'], 'config.dataset.data_dir'),

