@@ -69,11 +69,7 @@ def class_accuracy(config, workdir: str, per_class: int) -> tuple[float, float]:
 def step_seconds(configs: dict, rounds: int = 3, steps: int = 3) -> dict[str, float]:
   """Median train-step seconds of each config, timed alternately."""
   runners = {name: train_throughput.Runner(c) for name, c in configs.items()}
-  times = {name: [] for name in configs}
-  for _ in range(rounds):
-    for name, runner in runners.items():
-      times[name] += runner.time(steps)
-  return {name: statistics.median(t) for name, t in times.items()}
+  return train_throughput.alternating_medians(runners, steps, rounds)
 
 
 def main():
