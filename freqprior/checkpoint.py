@@ -7,7 +7,6 @@ moment resumes from the last complete step. Restoring onto another mesh (or one 
 is refused before anything is read into memory.
 """
 import json
-import signal
 import uuid
 from typing import Any, Optional
 
@@ -15,7 +14,6 @@ from absl import logging
 from etils import epath
 import flax
 import jax
-from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
@@ -45,6 +43,10 @@ def model_signature(config: ml_collections.ConfigDict) -> dict[str, Any]:
                       'num_classes': d.num_classes}}
 
 
+def _drop_read_only_notice(record) -> bool:
+  return not str(record.msg).startswith('Given directory is read only')
+
+
 class Checkpoints:
   """The CheckpointManager for one workdir, plus the checks and policies around it."""
 
@@ -56,12 +58,21 @@ class Checkpoints:
         preservation.BestN(get_metric_fn=lambda m: m[VAL_METRIC], reverse=True, n=1,
                            keep_checkpoints_without_metrics=False),
     ])
-    self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(preservation_policy=policy, create=not read_only,
-                                             read_only=read_only),
-        item_handlers={'state': ocp.StandardCheckpointHandler(),
-                       'model': ocp.JsonCheckpointHandler()})
+    # A read-only manager saves nothing (save_interval_steps=0 says so, which Orbax would
+    # otherwise warn about), and Orbax's notice that the directory is read only repeats what
+    # the caller asked for: both would be a warning on every evaluation.
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policy, create=not read_only, read_only=read_only,
+        save_interval_steps=0 if read_only else 1)
+    absl_logger = logging.get_absl_logger()
+    absl_logger.addFilter(_drop_read_only_notice)
+    try:
+      self.manager = ocp.CheckpointManager(
+          self.directory, options=options,
+          item_handlers={'state': ocp.StandardCheckpointHandler(),
+                         'model': ocp.JsonCheckpointHandler()})
+    finally:
+      absl_logger.removeFilter(_drop_read_only_notice)
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
@@ -137,38 +148,6 @@ class Checkpoints:
 
   def close(self) -> None:
     self.manager.close()
-
-
-class PreemptionWatcher:
-  """Says when to save and stop after SIGTERM.
-
-  Multi-process runs use JAX's preemption sync point, so every process stops at the same step;
-  a single process catches SIGTERM itself (for the length of the `with` block).
-  """
-
-  def __init__(self):
-    self._distributed = jax.process_count() > 1
-    self._signalled = False
-    self._previous = None
-
-  def __enter__(self):
-    if not self._distributed:
-      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-    return self
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-  def _on_sigterm(self, signum, frame):
-    del signum, frame
-    logging.warning('SIGTERM received: saving a checkpoint, then exiting.')
-    self._signalled = True
-
-  def reached(self, step: int) -> bool:
-    if self._distributed:
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self._signalled
 
 
 def write_json(path: epath.Path, record: dict[str, Any]) -> None:

@@ -67,11 +67,6 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def batch_divisor(mesh: Mesh) -> int:
-  """Global batch sizes must be multiples of this."""
-  return mesh.size
-
-
 def param_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:
   """Splits the largest dimension divisible by `fsdp_size` over 'fsdp'; else replicates."""
   if fsdp_size <= 1 or math.prod(shape) < min_size:

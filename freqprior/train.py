@@ -5,7 +5,6 @@ writers (TensorBoard in DIR, from process 0), evaluation of the EMA parameters w
 bits/dim over whole splits, and a save-then-exit on SIGTERM / preemption.
 """
 import dataclasses
-import importlib.util
 import json
 import math
 import time
@@ -18,14 +17,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from PIL import Image
 
 from freqprior import checkpoint as checkpoint_lib
 from freqprior import data
 from freqprior import errors
+from freqprior import images as images_lib
+from freqprior import logs
 from freqprior import mesh as mesh_lib
 from freqprior import metrics as metrics_lib
 from freqprior import models
+from freqprior import preemption as preemption_lib
+from freqprior import sample
+from freqprior import sample_options
 from freqprior import state as state_lib
 from freqprior import validate
 
@@ -167,35 +170,23 @@ def evaluate_split(setup: Setup, params, split: str) -> tuple[float, int]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Sample grid: uses freqprior.sample.generate when that module exists.
+# Sample grid at each evaluation.
 # ------------------------------------------------------------------------------------------------
-def image_grid(images_NHWC: np.ndarray, columns: int) -> np.ndarray:
-  """uint8 [N, H, W, C] -> one uint8 [rows*(H+1)-1, columns*(W+1)-1, C] grid, 1px gaps."""
-  n, h, w, c = images_NHWC.shape
-  rows = -(-n // columns)
-  grid = np.zeros((rows * (h + 1) - 1, columns * (w + 1) - 1, c), np.uint8)
-  for i, image in enumerate(images_NHWC):
-    r, col = divmod(i, columns)
-    grid[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = image
-  return grid
-
-
-def write_sample_grid(setup: Setup, params, step: int, writer, workdir: str) -> None:
-  if not setup.config.eval.samples or importlib.util.find_spec('freqprior.sample') is None:
-    return
-  from freqprior import sample  # pylint: disable=g-import-not-at-top
+def write_sample_grid(setup: Setup, params, step: int, writer, workdir: str) -> Optional[str]:
+  """Samples config.sample's images from `params`; writes their grid to TensorBoard and, on
+  process 0, to DIR/eval/samples_step<step>.png (returned; None without config.eval.samples)."""
   config = setup.config
-  images_NHWC = sample.generate(params, config, sample.parse_labels(config),
-                                jax.random.key(config.sample.seed))
-  columns = 10 if config.model.class_conditional else math.ceil(math.sqrt(len(images_NHWC)))
-  grid = image_grid(images_NHWC, columns)
+  if not config.eval.samples:
+    return None
+  labels = sample_options.parse_labels(config)
+  images_NHWC = sample.generate(params, config, labels, jax.random.key(config.sample.seed))
+  grid = images_lib.image_grid(images_NHWC, images_lib.grid_columns(len(images_NHWC), labels))
   writer.write_images(step, {'samples': grid[None]})
+  path = epath.Path(workdir) / 'eval' / f'samples_step{step}.png'
   if jax.process_index() == 0:
-    path = epath.Path(workdir) / 'eval' / f'samples_step{step}.png'
     path.parent.mkdir(parents=True, exist_ok=True)
-    scale = max(1, 512 // max(grid.shape[:2]))
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).resize(
-        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST).save(path)
+    images_lib.write_png(path, grid)
+  return str(path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -215,11 +206,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = checkpoints.restore(step, setup.abstract_state, setup.state_shardings)
   bpd, num_examples = evaluate_split(setup, state.ema_params, config.eval.split)
   record = {'split': config.eval.split, 'bpd': bpd, 'num_examples': num_examples, 'step': step}
+  checkpoints.close()
   if jax.process_index() == 0:
     checkpoint_lib.write_json(
         epath.Path(workdir) / 'eval' / f'{config.eval.split}_step{step}.json', record)
-    print(json.dumps(record), flush=True)
-  checkpoints.close()
+  logs.say(json.dumps(record))  # the last line of a run's stdout
   return record
 
 
@@ -256,24 +247,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
   else:
     state = setup.init_state()
   step = int(jax.device_get(state.step))
+  # Written once the workdir's checkpoints are known to fit this config, so a refused run
+  # leaves the config of the run that made them.
+  if jax.process_index() == 0:
+    config_path = epath.Path(workdir) / 'config.json'
+    checkpoint_lib.write_json(config_path, json.loads(config.to_json_best_effort()))
+  logs.say(f'config: {epath.Path(workdir) / "config.json"} (all keys: --mode=show_config)')
   # The global batch of each step depends on the seed and the step alone: resuming needs no
   # iterator state, and works on another number of hosts or devices.
   train_iter = data.train_iterator(config, start_step=step, rows=setup.rows(config.batch_size))
   num_params = sum(math.prod(p.shape) for p in jax.tree.leaves(setup.abstract_state.params))
-  logging.info('model: %d parameters; mesh %s; %s at step %d', num_params,
-               dict(setup.mesh.shape), 'resuming' if latest is not None else 'starting', step)
+  splits = ', '.join(f'{n} {split}' for split, n in info.split_sizes.items())
+  logs.say(f'model: {num_params:,} parameters; data: {info.name} ({splits} images); mesh '
+           f'{dict(setup.mesh.shape)}; {"resuming" if latest is not None else "starting"} at '
+           f'step {step} of {config.num_train_steps}')
 
-  # ---- Metric writers and periodic actions (process 0 writes TensorBoard). -----------------
+  # ---- Metric writer (process 0 writes TensorBoard). ----------------------------------------
   # Imported here: clu's writers import TensorFlow, which the train step itself does not need
   # (benchmarks time Setup's step on accelerator images without TensorFlow).
-  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   if latest is None:
     writer.write_hparams({k: str(v) for k, v in config.to_dict().items()
                           if not isinstance(v, dict)})
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=config.num_train_steps, writer=writer,
-      every_steps=config.log_every_steps)
   all_finite = jax.jit(lambda tree: jnp.all(jnp.asarray(
       [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])))
   merge = jax.jit(lambda a, b: a.merge(b))
@@ -283,24 +279,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
   train_metrics = None  # on the device, summed since the last log step
   to_log = None  # (step, metrics on the device) not yet read
   log_start, log_step = time.perf_counter(), step
+  # Seconds spent evaluating and saving since the last log step: not counted in steps/s, which
+  # is the training rate the ETA extrapolates.
+  paused = 0.0
   preempted = False
 
   def write_log():
-    nonlocal to_log, log_start, log_step
+    nonlocal to_log, log_start, log_step, paused
     if to_log is None:
       return
     logged_step, device_metrics = to_log
     to_log = None
     host_metrics = jax.device_get(device_metrics)
     metrics_lib.check_finite(host_metrics, logged_step)
-    elapsed = time.perf_counter() - log_start
+    elapsed = time.perf_counter() - log_start - paused
     steps_per_s = (logged_step - log_step) / max(elapsed, 1e-9)
-    scalars = {f'train_{k}': float(v) for k, v in host_metrics.compute().items()}
+    computed = {k: float(v) for k, v in host_metrics.compute().items()}
+    scalars = {f'train_{k}': v for k, v in computed.items()}
     scalars.update(steps_per_s=steps_per_s, images_per_s=steps_per_s * config.batch_size)
     writer.write_scalars(logged_step, scalars)
-    log_start, log_step = time.perf_counter(), logged_step
+    logs.say(logs.progress_line(logged_step, config.num_train_steps, computed['loss'],
+                                computed['bpd'], steps_per_s))
+    log_start, log_step, paused = time.perf_counter(), logged_step, 0.0
 
-  with checkpoint_lib.PreemptionWatcher() as preemption:
+  with preemption_lib.PreemptionWatcher() as preemption:
     while step < config.num_train_steps:
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         batch = setup.global_batch(next(train_iter), TRAIN_KEYS, config.batch_size)
@@ -309,7 +311,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
                                                                          device_metrics)
       write_log()  # the previous log step's metrics, while this step runs
       step += 1
-      report_progress(step)
       is_last = step == config.num_train_steps
       preempted = preemption.reached(step)
       do_eval = step % config.eval_every_steps == 0 or is_last
@@ -319,23 +320,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
         to_log, train_metrics = (step, train_metrics), None
       if do_eval or do_save:
         write_log()  # a non-finite loss stops the run here, before anything is saved
+      pause_start = time.perf_counter()
       validation_bpd = None
       if do_eval:
-        with report_progress.timed('eval'):
-          scalars = {}
-          if has_validation:
-            validation_bpd, _ = evaluate_split(setup, state.ema_params, 'validation')
-            scalars['validation_bpd'] = validation_bpd
-          scalars[f'{config.eval.split}_bpd'], _ = evaluate_split(
-              setup, state.ema_params, config.eval.split)
-          writer.write_scalars(step, scalars)
-          write_sample_grid(setup, state.ema_params, step, writer, workdir)
-          writer.flush()
+        bpds = {}
+        if has_validation:
+          validation_bpd, _ = evaluate_split(setup, state.ema_params, 'validation')
+          bpds['validation'] = validation_bpd
+        bpds[config.eval.split], _ = evaluate_split(setup, state.ema_params, config.eval.split)
+        writer.write_scalars(step, {f'{split}_bpd': bpd for split, bpd in bpds.items()})
+        samples = write_sample_grid(setup, state.ema_params, step, writer, workdir)
+        writer.flush()
+        logs.say(logs.eval_line(step, bpds, samples))
       if do_save:
         if not bool(all_finite(state.params)):
           raise FloatingPointError(f'Non-finite parameters after step {step}; not saving. '
                                    'Resume from the last checkpoint with a lower learning rate.')
         checkpoints.save(step, state, validation_bpd)
+      paused += time.perf_counter() - pause_start
       if preempted:
         break
     write_log()

@@ -14,7 +14,7 @@ import ml_collections
 from freqprior import errors
 from freqprior import mesh as mesh_lib
 from freqprior import models
-from freqprior import sample
+from freqprior import sample_options
 from freqprior.data import sources
 
 MODES = ('train', 'eval', 'sample')
@@ -75,12 +75,12 @@ def check(config: ml_collections.ConfigDict, mode: str = 'train',
   _check_layout(config, devices, num_processes)
   _warn_no_ops(config, len(devices))
   if mode == 'sample' or config.eval.samples:
-    sample.check_options(config)
-    sample.parse_labels(config)
-    sample.parse_prompts(config, config.sample.num_images)
-    sample.check_guidance(config)
+    sample_options.check_options(config)
+    sample_options.parse_labels(config)
+    sample_options.parse_prompts(config, config.sample.num_images)
+    sample_options.check_guidance(config)
     if mode != 'sample':  # sampling checks the checkpoint's own config.model.cond_dropout
-      sample.check_null_condition(config, m.cond_dropout)
+      sample_options.check_null_condition(config, m.cond_dropout)
 
 
 def _check_layout(config: ml_collections.ConfigDict, devices: list, num_processes: int) -> None:

@@ -10,7 +10,6 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
-import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from configs import cifar100, digits
 
@@ -27,8 +26,3 @@ def tiny_config(rgb: bool = False, head: str = 'categorical', prior: bool = True
                       prior_blocks='all', prior_channels=0, head_width=16, num_mixtures=3,
                       dropout=0.0, dtype='float32', class_conditional=conditional)
   return config
-
-
-@pytest.fixture
-def make_config():
-  return tiny_config

@@ -229,3 +229,13 @@ def test_encoded_images_of_other_sizes_are_center_cropped():
   assert image[:, 1:-1, 0].max() < 30 and image[:, 1:-1, 2].min() > 225
   grey = decode.decode_image(encoded.getvalue(), (30, 40, 1), raw=False)
   assert grey.shape == (30, 40, 1) and grey[0, 0, 0] == round(0.299 * 255)
+
+
+def test_an_embedded_dataset_is_built_on_first_use_with_one_line(tmp_path, capfd):
+  from freqprior.data import digits as digits_data  # pylint: disable=g-import-not-at-top
+  digits_data.ensure_built(str(tmp_path))
+  out, err = capfd.readouterr()
+  assert out == f'dataset: wrote sklearn_digits to {tmp_path / "sklearn_digits"} (first use)\n'
+  assert not err  # TFDS's progress bars are off while it writes
+  digits_data.ensure_built(str(tmp_path))
+  assert capfd.readouterr() == ('', '')

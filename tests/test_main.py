@@ -1,11 +1,15 @@
-"""main.py on bad input: clear errors, and the workdir's files exactly as they were."""
+"""main.py: what a run prints (its own lines on stdout, the JSON record last, no library INFO logs
+unless asked), and on bad input clear errors with the workdir's files exactly as they were."""
 import hashlib
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
 
 import pytest
+from tensorboard.compat.proto import event_pb2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model.head_width=16',
@@ -16,9 +20,24 @@ TINY = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model
 
 def _main(workdir, *flags, config='configs/digits.py', devices=1):
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, JAX_NUM_CPU_DEVICES=str(devices))
-  return subprocess.run([sys.executable, 'main.py', f'--config={config}', f'--workdir={workdir}',
+  workdir_flag = [] if workdir is None else [f'--workdir={workdir}']
+  return subprocess.run([sys.executable, 'main.py', f'--config={config}', *workdir_flag,
                          *TINY, *flags], cwd=ROOT, env=env, capture_output=True, text=True,
                         timeout=300)
+
+
+def _summary_tags(workdir) -> set[str]:
+  """Every tag in the TensorBoard event files of `workdir` (TFRecords read without TensorFlow:
+  8-byte length, 4-byte CRC, the Event proto, 4-byte CRC)."""
+  tags = set()
+  for name in os.listdir(workdir):
+    if name.startswith('events.out.tfevents'):
+      with open(os.path.join(workdir, name), 'rb') as f:
+        while header := f.read(12):
+          data = f.read(struct.unpack('<Q', header[:8])[0])
+          f.read(4)
+          tags.update(v.tag for v in event_pb2.Event.FromString(data).summary.value)
+  return tags
 
 
 def _snapshot(path) -> dict:
@@ -36,12 +55,66 @@ def _snapshot(path) -> dict:
 
 
 @pytest.fixture(scope='module')
-def trained_workdir(tmp_path_factory):
+def trained(tmp_path_factory):
+  """(workdir, the finished CompletedProcess) of a 2-step run that logs every step."""
   workdir = tmp_path_factory.mktemp('trained')
   out = _main(workdir)
   assert out.returncode == 0, out.stderr[-3000:]
-  assert '"split": "test"' in out.stdout
-  return workdir
+  return workdir, out
+
+
+@pytest.fixture
+def trained_workdir(trained):
+  return trained[0]
+
+
+def test_a_run_prints_config_model_progress_evals_and_the_record_last(trained):
+  workdir, out = trained
+  lines = out.stdout.strip().splitlines()
+  assert lines[0] == f'config: {workdir / "config.json"} (all keys: --mode=show_config)'
+  assert re.fullmatch(r"model: [0-9,]+ parameters; data: digits \(1300 train, 297 test, 200 "
+                      r"validation images\); mesh \{'data': 1, 'fsdp': 1\}; starting at step 0 "
+                      r"of 2", lines[1]), lines[1]
+  progress = r'step {}/2  loss \d+\.\d{{4}}  \d+\.\d{{4}} bits/dim  [0-9.]+ steps/s  ETA \S+'
+  assert re.fullmatch(progress.format(1), lines[2]), lines[2]
+  assert re.fullmatch(progress.format(2), lines[3]), lines[3]
+  assert re.fullmatch(r'step 2 eval: validation \d+\.\d{4} bits/dim, test \d+\.\d{4} bits/dim',
+                      lines[4]), lines[4]
+  record = json.loads(lines[5])
+  assert len(lines) == 6 and record['split'] == 'test' and record['step'] == 2
+  saved = json.loads((workdir / 'config.json').read_text())
+  assert saved['model']['width'] == 8 and saved['num_train_steps'] == 2
+
+
+def test_library_info_logs_are_off_by_default(trained):
+  _, out = trained
+  assert not re.search(r'^I\d{4} ', out.stderr, re.M), out.stderr[-3000:]  # absl INFO lines
+  for noise in ('oneDNN', 'absl::InitializeLog', "backend 'tpu'", 'read only', 'read_only'):
+    assert noise not in out.stderr, out.stderr[-3000:]
+
+
+def test_verbosity_brings_the_info_logs_back(trained_workdir):
+  out = _main(trained_workdir, '--mode=eval', '--verbosity=0')
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert re.search(r'^I\d{4} .*checkpoint_manager\.py', out.stderr, re.M), out.stderr[-3000:]
+  assert json.loads(out.stdout.strip().splitlines()[-1])['split'] == 'test'
+
+
+def test_tensorboard_has_one_steps_per_second_series(trained_workdir):
+  tags = _summary_tags(trained_workdir)
+  assert {'train_loss', 'train_bpd', 'steps_per_s', 'validation_bpd', 'test_bpd'} <= tags, tags
+  assert not {t for t in tags if t.startswith('steps_per') and t != 'steps_per_s'}, tags
+
+
+def test_show_config_prints_every_key_and_needs_no_workdir():
+  out = _main(None, '--mode=show_config', '--config.model.width=12')
+  assert out.returncode == 0, out.stderr[-3000:]
+  lines = out.stdout.strip().splitlines()
+  assert '--config.model.width=12' in lines and '--config.num_train_steps=2' in lines
+  assert '--config.dataset.validation_examples=200' in lines  # configs/digits.py's own value
+  assert all(line.startswith('--config.') for line in lines)
+  out = _main(None)
+  assert out.returncode != 0 and '--workdir is required' in out.stderr
 
 
 def test_unknown_config_key(tmp_path):

@@ -130,7 +130,7 @@ def test_two_processes_stopped_then_resumed_on_one_equal_one_uninterrupted(tmp_p
   cmd, env = _main(stopped_dir, devices=1, tiny=RESUME)
   resumed = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f'resuming at step {saved[-1]}' in resumed.stderr
+  assert f'resuming at step {saved[-1]}' in resumed.stdout
   straight_out, straight_err = straight.communicate(timeout=400)
   assert straight.returncode == 0, straight_err[-3000:]
   expected, got = _last_json(straight_out), _last_json(resumed.stdout)

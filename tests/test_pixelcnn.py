@@ -94,7 +94,7 @@ def test_labels_change_the_likelihood():
   assert np.abs(logp[0] - logp[1]).max() > 1e-4
 
 
-def feature_dependence(config, num_blocks):
+def feature_dependence(config):
   """|d features(i, j) / d input(i', j')| summed over channels, as [H*W, H*W] (raster order)."""
   model = models.build_model(config)
   params = models.init_params(model, config, jax.random.key(0))
@@ -114,7 +114,7 @@ def feature_dependence(config, num_blocks):
 def test_receptive_field_is_exactly_the_past(prior):
   """Features at a pixel have zero gradient w.r.t. the pixel itself and all later pixels."""
   config = tiny_config(prior=prior, num_blocks=3)
-  dependence = feature_dependence(config, 3)
+  dependence = feature_dependence(config)
   future_or_self = np.triu(np.ones_like(dependence, bool))
   assert dependence[future_or_self].max() == 0.0
   assert dependence[~future_or_self].max() > 0.0
@@ -124,7 +124,7 @@ def test_receptive_field_is_exactly_the_past(prior):
 def test_no_blind_spot(prior, num_blocks):
   """On 8x8, every pixel's features depend on every earlier pixel (deep stack, or one prior)."""
   config = tiny_config(prior=prior, num_blocks=num_blocks)
-  dependence = feature_dependence(config, num_blocks)
+  dependence = feature_dependence(config)
   past = np.tril(np.ones_like(dependence, bool), k=-1)
   relative = dependence / dependence.max()
   assert relative[past].min() > 1e-7, np.argwhere(past & (relative <= 1e-7))[:5]

@@ -11,8 +11,10 @@ import pytest
 
 from freqprior import checkpoint as checkpoint_lib
 from freqprior import errors
+from freqprior import images as images_lib
 from freqprior import models
 from freqprior import sample
+from freqprior import sample_main
 from freqprior import state as state_lib
 from tests.conftest import tiny_config
 
@@ -57,14 +59,15 @@ def read_pngs(directory, num_images):
 def test_best_checkpoint_by_default_and_ema_parameters(run):
   workdir, ema = run
   config = small_config()
-  directory = sample.sample_main(config, str(workdir))
+  directory = sample_main.run(config, str(workdir))
   # The step checkpoint.Checkpoints calls best (lowest validation bits/dim, else the latest).
   best = checkpoint_lib.Checkpoints(str(workdir), config, read_only=True).best_step()
   assert directory == workdir / 'samples' / str(best)
   expected = sample.generate(ema[best], config, np.array([4, 7, 4]), jax.random.key(0))
   np.testing.assert_array_equal(read_pngs(directory, 3), expected)
-  grid = np.asarray(Image.open(directory / 'grid.png'))
-  assert grid.ndim == 2 and min(grid.shape) >= sample.GRID_MIN_SIZE // 2
+  grid = np.asarray(Image.open(directory / 'grid.png'))  # greyscale: [H, W]
+  np.testing.assert_array_equal(grid, images_lib.image_grid(expected, 2)[..., 0])
+  assert grid.shape == (2 * 64 + images_lib.GAP_PIXELS, 2 * 64 + images_lib.GAP_PIXELS)
   images, step = sample.sample_checkpoint(config, str(workdir))  # the notebook function
   assert step == best
   np.testing.assert_array_equal(images, expected)
@@ -109,14 +112,14 @@ def test_bad_input_writes_nothing(run, key, value, error, match):
   config[group][name] = value
   before = sorted(workdir.rglob('*'))
   with pytest.raises(error, match=match):
-    sample.sample_main(config, str(workdir))
+    sample_main.run(config, str(workdir))
   assert sorted(workdir.rglob('*')) == before
 
 
 def test_no_checkpoint(tmp_path):
   workdir = tmp_path / 'empty'
   with pytest.raises(FileNotFoundError, match='No checkpoint'):
-    sample.sample_main(small_config(), str(workdir))
+    sample_main.run(small_config(), str(workdir))
   assert not workdir.exists()
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from configs import cifar100_text, coco, digits_text
 from freqprior import models
-from freqprior import sample
+from freqprior import sample_options
 from freqprior.models import tokenizer
 from freqprior.models.causality import causality_deviation
 from tests.conftest import tiny_config
@@ -105,8 +105,8 @@ def test_bad_input(text_model):
 def test_text_configs_build_and_sample_by_prompt(module):
   config = module.get_config()
   assert models.text_config(config).mode == config.model.text
-  sample.check_options(config)
-  sample.check_guidance(config)
-  assert sample.parse_labels(config) is None
-  prompts = sample.parse_prompts(config, 10)
+  sample_options.check_options(config)
+  sample_options.check_guidance(config)
+  assert sample_options.parse_labels(config) is None
+  prompts = sample_options.parse_prompts(config, 10)
   assert all(len(p.encode()) + 2 <= config.model.max_prompt_length for p in prompts)

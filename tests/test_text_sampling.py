@@ -8,6 +8,7 @@ import pytest
 
 from freqprior import models
 from freqprior import sample
+from freqprior import sample_options
 from freqprior.models import guidance
 from freqprior.models import tokenizer
 from freqprior.sampling import SAMPLERS
@@ -120,12 +121,12 @@ def test_bad_sampling_options(tmp_path):
   config = text_config('pooled')
   config.sample.prompt_file = str(tmp_path / 'missing.txt')
   with pytest.raises(FileNotFoundError, match='prompt_file'):
-    sample.parse_prompts(config, 4)
+    sample_options.parse_prompts(config, 4)
   plain = tiny_config(conditional=False)
   plain.sample.prompt = 'a cat'
   with pytest.raises(ValueError, match='without text conditioning'):
-    sample.parse_prompts(plain, 4)
+    sample_options.parse_prompts(plain, 4)
   plain.sample.prompt = ''
   with pytest.raises(ValueError, match='guidance_scale=2.0 needs'):
-    sample.check_guidance(plain, 2.0)
-  assert sample.check_guidance(text_config('pooled'), 2.0) == 2.0
+    sample_options.check_guidance(plain, 2.0)
+  assert sample_options.check_guidance(text_config('pooled'), 2.0) == 2.0

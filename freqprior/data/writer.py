@@ -1,5 +1,7 @@
 """Writes examples as a TFDS ArrayRecord dataset, atomically: all or nothing at the output path."""
 from collections.abc import Callable, Iterable, Mapping
+import contextlib
+import io
 import os
 import re
 import uuid
@@ -8,6 +10,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.dataset_builders import adhoc_builder
+from tensorflow_datasets.core.utils import tqdm_utils
 
 VERSION = '1.0.0'
 DEFAULT_DATA_DIR = '~/.cache/freqprior'  # where embedded datasets go when data_dir is empty
@@ -75,8 +78,24 @@ def build_once(data_dir: str, name: str, write: Callable[[epath.Path], None]) ->
   if output.exists():
     return output
   try:
-    write(output)
+    with _quiet_tfds():
+      write(output)
+    print(f'dataset: wrote {name} to {output} (first use)', flush=True)
   except OSError:  # Includes FileExistsError.
     if not output.exists():  # Another process finishing first is fine; anything else is not.
       raise
   return output
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+  """Silences TFDS's console output: an embedded dataset takes well under a second to write, and
+  TFDS's "Downloading and preparing" lines (printed to stdout) and progress bars would otherwise
+  start every first run."""
+  was_active = tqdm_utils._active  # pylint: disable=protected-access
+  tqdm_utils.display_progress_bar(False)
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):
+      yield
+  finally:
+    tqdm_utils.display_progress_bar(was_active)
