@@ -3,7 +3,8 @@
   python benchmarks/train_loop.py [--config=configs/digits.py --steps=400 --rounds=2]
 
 Runs `main.py` for --steps steps per round (evaluation and sample grids only at the end) and
-reads the steps/s it logs every --log_every steps; the first interval (compilation) is dropped.
+reads the steps/s of its progress lines (stdout, every --log_every steps); the first interval
+(compilation) is dropped.
 Prints one JSON line: the median steps/s of each round and over all rounds.
 """
 import json
@@ -34,7 +35,7 @@ def one_round() -> list[float]:
          '--config.eval.samples=False'],
         cwd=ROOT, env=dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT),
         capture_output=True, text=True, check=True)
-  rates = [float(x) for x in re.findall(r'steps_per_s=([0-9.e+-]+)', out.stderr)]
+  rates = [float(x) for x in re.findall(r'^step .*  ([0-9.]+) steps/s  ETA', out.stdout, re.M)]
   return rates[1:]
 
 

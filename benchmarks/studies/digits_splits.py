@@ -1,6 +1,7 @@
 """How hard the digits demo's test split is: the demo, as shipped, tested on other writers.
 
-  python benchmarks/digits_splits.py [--splits=shipped,writers0,...] [--workdir=/tmp/fp-splits]
+  python benchmarks/studies/digits_splits.py [--splits=shipped,writers0,...]
+      [--workdir=/tmp/fp-splits]
 
 scikit-learn's 1,797 digits come from 13 writers (UCI optdigits' test set), stored writer after
 writer, so the demo's test split (the last 297 images) is about two writers the model never saw.
@@ -22,6 +23,7 @@ writers0-4 1.678, 1.765, 1.715, 1.798, 1.662; random 1.656; shipped_half 1.866; 
 """
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -30,7 +32,7 @@ import time
 from etils import epath
 import numpy as np
 
-sys.path.insert(0, '.')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from configs import digits  # pylint: disable=g-import-not-at-top
 from freqprior import data, train  # pylint: disable=g-import-not-at-top
 from freqprior.data import digits as digits_data  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,6 @@
 """Reference points for the digits demo's test bits/dim, from scikit-learn alone.
 
-  python benchmarks/digits_baselines.py
+  python benchmarks/studies/digits_baselines.py
 
 Same split as the demo (the last 297 of sklearn's 1,797 digits are the test set; the model sees
 the first 1,500). bits/dim over the 17 grey levels the digits use:
@@ -12,6 +12,7 @@ Measured on the 2 CPU cores (2026-11-27, 34 s): 2.364, 2.189, 1.926.
 The last line is JSON.
 """
 import json
+import os
 import sys
 import warnings
 
@@ -19,7 +20,7 @@ import numpy as np
 from sklearn import datasets as sk_datasets
 from sklearn import linear_model
 
-sys.path.insert(0, '.')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from freqprior.data import digits as digits_data  # pylint: disable=g-import-not-at-top
 
 LEVELS = 17

@@ -1,6 +1,6 @@
 """Where the digits demo's test bits go: per image, per kind of pixel, and on impossible values.
 
-  python benchmarks/digits_bits.py [--workdir=/tmp/fp-digits-bits]
+  python benchmarks/studies/digits_bits.py [--workdir=/tmp/fp-digits-bits]
 
 Trains configs/digits.py as shipped into --workdir (resuming if it is there), restores the
 best-validation EMA parameters and scores the 297 test images: per-image bits/dim percentiles,
@@ -10,13 +10,14 @@ take. The last line is JSON.
 """
 import argparse
 import json
+import os
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, '.')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from configs import digits  # pylint: disable=g-import-not-at-top
 from freqprior import models, sample, train  # pylint: disable=g-import-not-at-top
 from freqprior.data import digits as digits_data  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,6 @@
 """Where the frequency prior's time goes: its vertical filter, forward and backward, and its parts.
 
-  python benchmarks/prior_profile.py [--batch=8] [--size=32] [--channels=48] [--repeats=20]
+  python benchmarks/studies/prior_profile.py [--batch=8] [--size=32] [--channels=48] [--repeats=20]
 
 Times (median of `repeats`, after compilation) the gradient of sum(causal_filter(x, taps)) with
 respect to x and the taps, and of each of its three stages alone: the row FFTs (rfft + irfft),
@@ -10,6 +10,7 @@ The last line is JSON, times in milliseconds.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -17,7 +18,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, '.')
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from freqprior.models import prior  # pylint: disable=g-import-not-at-top
 
 
