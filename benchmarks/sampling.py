@@ -60,8 +60,8 @@ def cache_bytes(config, params, batch: int) -> int:
   size, channels = config.dataset.image_size, config.dataset.channels
 
   def state(m):
-    cond_BD, taps = cached.capture(m, None, (size, size, channels), batch)[:2]
-    stepper = cached.Stepper(m.backbone, m.variables['params']['backbone'], cond_BD, taps,
+    cond_BD, _ = cached.capture(m, None, (size, size, channels), batch)
+    stepper = cached.Stepper(m.settings, m.variables['params']['backbone'], cond_BD,
                              (size, size, channels))
     return stepper.init_state(batch)
 

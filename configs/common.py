@@ -49,6 +49,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.model.cond_dropout = 0.0  # training: P(label and prompt -> null inputs), for guidance
   config.model.position_embedding = False  # learned per-position start features [H, W, width]
   config.model.input_corruption = 0.0  # training: P(input pixel -> uniform noise), targets kept
+  # Rematerialise each scanned block group in the backward pass: 'none', 'full', or a
+  # jax.checkpoint_policies name (e.g. 'dots_saveable'); trades compute for activation memory.
+  config.model.remat = 'none'
   config.model.dtype = 'float32'  # compute dtype: 'float32' or 'bfloat16'
 
   config.optim = ml_collections.ConfigDict()

@@ -13,6 +13,7 @@ import pytest
 from configs import cifar100, digits
 from freqprior import mesh as mesh_lib
 from freqprior import models
+from freqprior.models import pixelcnn
 from freqprior import state as state_lib
 from freqprior import validate
 from tests.conftest import tiny_config
@@ -54,9 +55,10 @@ def test_shipped_configs_build_the_model_their_docstring_states(name):
   expected = float(stated[1]) * {'K': 1e3, 'M': 1e6}[stated[2]]
   assert abs(count - expected) <= 0.005 * expected, (count, expected)
   blocks = {int(b) for b in stated[3].split(',')}
+  per_block = jax.eval_shape(lambda p: pixelcnn.block_params(p, model.settings), params['backbone'])
   for stack in ('v', 'h'):
-    found = {int(k[len(stack) + 6:]) for k in params['backbone'] if k.startswith(f'{stack}_prior')}
-    assert found == blocks == set(model.prior_blocks), (stack, found, blocks)
+    found = {int(k[len(stack) + 6:]) for k in per_block if k.startswith(f'{stack}_prior')}
+    assert found == blocks == set(model.settings.prior_blocks), (stack, found, blocks)
   validate.check(config, 'train', devices=jax.devices()[:1], num_processes=1)
 
 

@@ -63,7 +63,7 @@ def test_frequency_prior_module_runs_in_bfloat16_and_implicit_at_any_resolution(
   if parameterization == 'implicit':  # the same parameters work at another resolution
     assert module.apply(params, jnp.ones((1, 16, 16, 4))).shape == (1, 16, 16, 4)
   if parameterization == 'full':
-    assert params['params']['taps'].shape == (8, 15, 4)
+    assert params['params']['taps']['kernel'].shape == (8, 15, 4)
   assert prior.causal_filter(x, jnp.ones((8, 4), jnp.bfloat16), 'horizontal').dtype == jnp.float32
 
 

@@ -12,6 +12,7 @@ from freqprior import sample_options
 from freqprior.models import guidance
 from freqprior.models import tokenizer
 from freqprior.sampling import SAMPLERS
+from tests import sampling_helpers
 from tests.conftest import tiny_config
 from tests.test_text_models import text_config
 
@@ -62,9 +63,13 @@ def drawn(request):
 
 def test_cached_equals_naive_with_prompts_and_guidance(drawn):
   """The cached sampler's text conditioning (Stepper._text) matches the full model's."""
-  _, images = drawn
+  name, images = drawn
   for t in (1.0, 0.0):
-    np.testing.assert_array_equal(images['cached', SCALE, t], images['naive', SCALE, t])
+    sampling_helpers.assert_same_draws(images['cached', SCALE, t], images['naive', SCALE, t])
+  _, model, params, _, (_, labels_B, tokens_BT) = case(name)
+  full, stepped = sampling_helpers.cached_features(model, params, images['naive', SCALE, 1.0],
+                                                   labels_B, tokens_BT)
+  sampling_helpers.assert_features_match(full, stepped, rtol=1e-5)
 
 
 def test_prompts_change_the_samples(drawn):

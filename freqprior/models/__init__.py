@@ -10,7 +10,7 @@ import numpy as np
 from freqprior import errors
 from freqprior.models import text as text_lib
 from freqprior.models import tokenizer
-from freqprior.models.pixelcnn import PixelCNN
+from freqprior.models.pixelcnn import BackboneSettings, PixelCNN
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -46,13 +46,12 @@ def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
                              f'{m.prior_kernel!r}')
   if m.dtype not in DTYPES:
     raise errors.ConfigError(f'config.model.dtype must be one of {sorted(DTYPES)}, got {m.dtype!r}')
-  return PixelCNN(
-      channels=config.dataset.channels,
+  if m.remat not in ('none', 'full') and not hasattr(jax.checkpoint_policies, m.remat):
+    raise errors.ConfigError("config.model.remat must be 'none', 'full' or a "
+                             f'jax.checkpoint_policies name such as dots_saveable; got {m.remat!r}')
+  settings = BackboneSettings(
       width=m.width,
       num_blocks=m.num_blocks,
-      head=m.head,
-      head_width=m.head_width,
-      num_mixtures=m.num_mixtures,
       num_classes=config.dataset.num_classes if m.class_conditional else 0,
       dropout=m.dropout,
       prior_blocks=prior_block_indices(m.prior_blocks, m.num_blocks, m.frequency_prior),
@@ -63,7 +62,9 @@ def build_model(config: ml_collections.ConfigDict) -> PixelCNN:
       cond_dropout=m.cond_dropout,
       position_embedding=m.position_embedding,
       input_corruption=m.input_corruption,
+      remat=m.remat,
   )
+  return PixelCNN(config.dataset.channels, settings, m.head, m.head_width, m.num_mixtures)
 
 
 def text_config(config: ml_collections.ConfigDict) -> Optional[text_lib.TextConfig]:

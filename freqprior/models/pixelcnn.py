@@ -5,7 +5,9 @@ and the pixels (i, j' < j). Normalizations are per position over channels only (
 H, W or the batch), so nothing pools information across positions. A text prompt (models/text.py)
 enters each position on its own: gated fusion of the pooled prompt, or cross-attention to it.
 """
-from typing import Optional
+import dataclasses
+import re
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -42,25 +44,61 @@ class GatedResidual(nn.Module):
     return x_BHWF + jnp.tanh(f_BHWF) * nn.sigmoid(g_BHWF)
 
 
-class PixelCNN(nn.Module):
-  """Maps uint8 images [B, H, W, C] (+ labels) to per-subpixel log-likelihoods [B, H, W, C]."""
-  channels: int
+@dataclasses.dataclass(frozen=True)
+class BackboneSettings:
+  """What the backbone is: one hashable value, shared by the model and the cached sampler."""
   width: int = 32
   num_blocks: int = 4
-  head: str = 'categorical'
-  head_width: int = 64
-  num_mixtures: int = 5
-  num_classes: int = 0  # 0: unconditional
   cond_dim: int = 64
+  num_classes: int = 0  # 0: unconditional
   dropout: float = 0.0
   prior_blocks: tuple[int, ...] = ()
   prior_kernel: str = 'full'
   prior_channels: int = 0  # channels the prior filters (a bottleneck); 0: all of them
-  dtype: jnp.dtype = jnp.float32
+  dtype: Any = jnp.float32
   text: Optional[text_lib.TextConfig] = None  # None: no prompt conditioning
   cond_dropout: float = 0.0  # training: P(label and prompt -> null inputs)
   position_embedding: bool = False  # learned [H, W, F] start features per stack
   input_corruption: float = 0.0  # training: P(an input pixel -> uniform noise); targets unchanged
+  remat: str = 'none'  # 'none', 'full', or a jax.checkpoint_policies name such as 'dots_saveable'
+
+  def kind(self, block: int) -> tuple[bool, bool]:
+    """(has the frequency prior, has cross-attention) of block `block`."""
+    cross = self.text is not None and self.text.mode == 'cross_attention' and (
+        block in self.text.cross_attention_blocks)
+    return block in self.prior_blocks, cross
+
+  @property
+  def period(self) -> int:
+    """The fewest blocks whose pattern repeats through the depth: the scanned group's size."""
+    kinds = [self.kind(b) for b in range(self.num_blocks)]
+    return next(p for p in range(1, self.num_blocks + 1)
+                if self.num_blocks % p == 0 and all(k == kinds[b % p] for b, k in enumerate(kinds)))
+
+  @property
+  def prior_features(self) -> int:
+    return self.prior_channels or self.width
+
+
+def block_params(backbone_params: dict, settings: BackboneSettings) -> dict:
+  """The backbone's parameters with the scanned groups unstacked into per-block subtrees
+  named as the blocks are ('v_block7', 'h_prior11', ...), for code that runs one block at a time."""
+  flat = {k: v for k, v in backbone_params.items() if k != 'blocks'}
+  period = settings.period
+  for name, stacked in backbone_params['blocks'].items():
+    prefix, k = re.fullmatch(r'(\D+)(\d+)', name).groups()
+    for g in range(settings.num_blocks // period):
+      flat[f'{prefix}{g * period + int(k)}'] = jax.tree.map(lambda x, g=g: x[g], stacked)
+  return flat
+
+
+class PixelCNN(nn.Module):
+  """Maps uint8 images [B, H, W, C] (+ labels) to per-subpixel log-likelihoods [B, H, W, C]."""
+  channels: int
+  settings: BackboneSettings = BackboneSettings()
+  head: str = 'categorical'
+  head_width: int = 64
+  num_mixtures: int = 5
 
   def setup(self):
     if self.head == 'categorical':
@@ -71,10 +109,7 @@ class PixelCNN(nn.Module):
     else:
       raise errors.ConfigError("config.model.head must be 'categorical' or 'logistic_mixture', got "
                                f'{self.head!r}')
-    self.backbone = Backbone(self.width, self.num_blocks, self.cond_dim, self.num_classes,
-                             self.dropout, self.prior_blocks, self.prior_kernel, self.dtype,
-                             self.text, self.cond_dropout, self.prior_channels,
-                             self.position_embedding, self.input_corruption)
+    self.backbone = Backbone(self.settings)
 
   def features(self, images_BHWC, labels_B=None, train=False, tokens_BT=None):
     """-> features_BHWF (float32), each seeing only strictly earlier pixels."""
@@ -84,67 +119,93 @@ class PixelCNN(nn.Module):
     return self.output_head(self.features(images_BHWC, labels_B, train, tokens_BT), images_BHWC)
 
 
+class BlockGroup(nn.Module):
+  """`settings.period` consecutive blocks (vertical, then horizontal reading it; each with its
+  prompt conditioning and frequency prior where the pattern has them); scanned over depth."""
+  s: BackboneSettings
+  train: bool = False
+
+  def add_text(self, x_BxF, text, stack: str, k: int):
+    """Block k's prompt conditioning of one stack's features (any [B, ..., F] slice)."""
+    if text is None:
+      return x_BxF
+    if self.s.text.mode == 'pooled':
+      return text_lib.GatedFusion(self.s.dtype, name=f'{stack}_fuse{k}')(x_BxF, text.pooled_BD)
+    if not self.s.kind(k)[1]:
+      return x_BxF
+    return text_lib.CrossAttention(self.s.text.cross_attention_heads, self.s.dtype,
+                                   name=f'{stack}_cross{k}')(x_BxF, text)
+
+  @nn.compact
+  def __call__(self, carry, cond_BD, text):
+    v_BHWF, h_BHWF = carry
+    s = self.s
+    prior = lambda stack, k: prior_lib.FrequencyPrior(
+        stack, s.prior_kernel, s.prior_channels, s.dtype, name=f'{stack[0]}_prior{k}')
+    for k in range(s.period):
+      v_BHWF = GatedResidual(s.width, (2, 3), 'down', s.dropout, s.dtype,
+                             name=f'v_block{k}')(v_BHWF, cond_BD, train=self.train)
+      v_BHWF = self.add_text(v_BHWF, text, 'v', k)
+      if s.kind(k)[0]:  # before h reads v, so one block already sees every earlier pixel
+        v_BHWF = v_BHWF + prior('vertical', k)(v_BHWF)
+      h_BHWF = GatedResidual(s.width, (2, 2), 'down_right', s.dropout, s.dtype,
+                             name=f'h_block{k}')(h_BHWF, cond_BD, v_BHWF, train=self.train)
+      h_BHWF = self.add_text(h_BHWF, text, 'h', k)
+      if s.kind(k)[0]:
+        h_BHWF = h_BHWF + prior('horizontal', k)(h_BHWF)
+    return (v_BHWF.astype(carry[0].dtype), h_BHWF.astype(carry[1].dtype)), None
+
+
+def scanned_groups(settings: BackboneSettings):
+  """BlockGroup scanned over num_blocks / period groups: the graph holds one group whatever the
+  depth; parameters gain a leading [groups] axis. Optionally rematerialised (settings.remat)."""
+  group = BlockGroup
+  if settings.remat != 'none':
+    policy = None if settings.remat == 'full' else getattr(jax.checkpoint_policies, settings.remat)
+    group = nn.remat(group, policy=policy, prevent_cse=False)  # scan already keeps CSE apart
+  return nn.scan(group, variable_axes={'params': 0}, split_rngs={'params': True, 'dropout': True},
+                 in_axes=(nn.broadcast, nn.broadcast), length=settings.num_blocks // settings.period)
+
+
 class Backbone(nn.Module):
   """The two gated stacks; returns the horizontal stack's final features."""
-  width: int
-  num_blocks: int
-  cond_dim: int
-  num_classes: int
-  dropout: float
-  prior_blocks: tuple[int, ...]
-  prior_kernel: str
-  dtype: jnp.dtype
-  text: Optional[text_lib.TextConfig] = None
-  cond_dropout: float = 0.0
-  prior_channels: int = 0
-  position_embedding: bool = False
-  input_corruption: float = 0.0
+  s: BackboneSettings
 
   def context(self, labels_B: Optional[jnp.ndarray], batch: int) -> jnp.ndarray:
     """Per-example context vector [B, D]; the learned null context when there is no label."""
-    null_D = self.param('null_context', nn.initializers.normal(1.0), (self.cond_dim,))
-    if self.num_classes == 0:
+    null_D = self.param('null_context', nn.initializers.normal(1.0), (self.s.cond_dim,))
+    if self.s.num_classes == 0:
       if labels_B is not None:
         raise errors.ConfigError('labels were given to an unconditional model '
                                  '(config.model.class_conditional is False)')
-      return jnp.broadcast_to(null_D, (batch, self.cond_dim))
+      return jnp.broadcast_to(null_D, (batch, self.s.cond_dim))
     if labels_B is None:  # the null label, used for unconditional / guided sampling
-      labels_B = jnp.full((batch,), self.num_classes, jnp.int32)
-    return nn.Embed(self.num_classes + 1, self.cond_dim, name='class_embed')(labels_B)
+      labels_B = jnp.full((batch,), self.s.num_classes, jnp.int32)
+    return nn.Embed(self.s.num_classes + 1, self.s.cond_dim, name='class_embed')(labels_B)
 
   def encode_text(self, tokens_BT: Optional[jnp.ndarray], batch: int):
     """The prompt's TextFeatures (the empty prompt when tokens are None); None without text."""
-    if self.text is None:
+    if self.s.text is None:
       if tokens_BT is not None:
         raise errors.ConfigError('prompts were given to a model without text conditioning '
                                  "(config.model.text == 'none')")
       return None
     if tokens_BT is None:
-      tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.text.max_length))
-    return text_lib.TextEncoder(self.text.width, self.text.depth, self.text.heads, self.dtype,
+      tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.s.text.max_length))
+    t = self.s.text
+    return text_lib.TextEncoder(t.width, t.depth, t.heads, self.s.dtype,
                                 name='text_encoder')(tokens_BT)
-
-  def add_text(self, x_BxF, text, stack: str, block: int):
-    """Block `block`'s prompt conditioning of one stack's features (any [B, ..., F] slice)."""
-    if text is None:
-      return x_BxF
-    if self.text.mode == 'pooled':
-      return text_lib.GatedFusion(self.dtype, name=f'{stack}_fuse{block}')(x_BxF, text.pooled_BD)
-    if block not in self.text.cross_attention_blocks:
-      return x_BxF
-    return text_lib.CrossAttention(self.text.cross_attention_heads, self.dtype,
-                                   name=f'{stack}_cross{block}')(x_BxF, text)
 
   def drop_conditioning(self, labels_B, tokens_BT, batch: int):
     """Training: each example's label and prompt become the null inputs with cond_dropout."""
-    if self.num_classes and labels_B is None:
-      labels_B = jnp.full((batch,), self.num_classes, jnp.int32)
-    if self.text is not None and tokens_BT is None:
-      tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.text.max_length))
+    if self.s.num_classes and labels_B is None:
+      labels_B = jnp.full((batch,), self.s.num_classes, jnp.int32)
+    if self.s.text is not None and tokens_BT is None:
+      tokens_BT = jnp.asarray(tokenizer.null_tokens(batch, self.s.text.max_length))
     if labels_B is None and tokens_BT is None:
       return None, None
     labels_B, tokens_BT, _ = guidance.drop_conditioning(
-        self.make_rng('dropout'), self.cond_dropout, labels_B, tokens_BT, self.num_classes)
+        self.make_rng('dropout'), self.s.cond_dropout, labels_B, tokens_BT, self.s.num_classes)
     return labels_B, tokens_BT
 
   def corrupt(self, x_BHWC):
@@ -152,7 +213,7 @@ class Backbone(nn.Module):
     uniform noise in [-1, 1] with probability input_corruption; the targets stay the true
     pixels, so the network learns not to over-trust any single context pixel."""
     key_hit, key_value = jax.random.split(self.make_rng('dropout'))
-    hit_BHW1 = jax.random.bernoulli(key_hit, self.input_corruption, (*x_BHWC.shape[:3], 1))
+    hit_BHW1 = jax.random.bernoulli(key_hit, self.s.input_corruption, (*x_BHWC.shape[:3], 1))
     noise_BHWC = jax.random.uniform(key_value, x_BHWC.shape, x_BHWC.dtype, -1.0, 1.0)
     return jnp.where(hit_BHW1, noise_BHWC, x_BHWC)
 
@@ -160,39 +221,28 @@ class Backbone(nn.Module):
   def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
     """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
     batch = x_BHWC.shape[0]
-    if train and self.cond_dropout > 0:
+    if train and self.s.cond_dropout > 0:
       labels_B, tokens_BT = self.drop_conditioning(labels_B, tokens_BT, batch)
     cond_BD = self.context(labels_B, batch)
     text = self.encode_text(tokens_BT, batch)
-    if train and self.input_corruption > 0:
+    if train and self.s.input_corruption > 0:
       x_BHWC = self.corrupt(x_BHWC)
-    x_BHWC = x_BHWC.astype(self.dtype)
-    conv = lambda kernel, shift, name: layers.ShiftedConv(self.width, kernel, shift, self.dtype,
-                                                          name=name)
-    start = lambda name: self.param(name, nn.initializers.normal(1.0), (self.width,))
-    start_cond = nn.Dense(2 * self.width, dtype=self.dtype, name='start_cond')(cond_BD)
+    x_BHWC = x_BHWC.astype(self.s.dtype)
+    conv = lambda kernel, shift, name: layers.ShiftedConv(self.s.width, kernel, shift,
+                                                          self.s.dtype, name=name)
+    start = lambda name: self.param(name, nn.initializers.normal(1.0), (self.s.width,))
+    start_cond = nn.Dense(2 * self.s.width, dtype=self.s.dtype, name='start_cond')(cond_BD)
     start_v_BF, start_h_BF = jnp.split(start_cond, 2, axis=-1)
     v_BHWF = layers.down_shift(conv((2, 3), 'down', 'v_in')(x_BHWC))
     v_BHWF = v_BHWF + start('v_start') + start_v_BF[:, None, None]
-    pos = lambda name: self.param(name, nn.initializers.zeros, (*x_BHWC.shape[1:3], self.width))
-    if self.position_embedding:  # depends on the position only, so causality is unchanged
-      v_BHWF = v_BHWF + pos('v_pos').astype(self.dtype)
+    pos = lambda name: self.param(name, nn.initializers.zeros, (*x_BHWC.shape[1:3], self.s.width))
+    if self.s.position_embedding:  # depends on the position only, so causality is unchanged
+      v_BHWF = v_BHWF + pos('v_pos').astype(self.s.dtype)
     h_BHWF = (layers.down_shift(conv((1, 3), 'down', 'h_in_above')(x_BHWC))
               + layers.right_shift(conv((2, 1), 'down_right', 'h_in_left')(x_BHWC)))
     h_BHWF = h_BHWF + start('h_start') + start_h_BF[:, None, None]
-    if self.position_embedding:
-      h_BHWF = h_BHWF + pos('h_pos').astype(self.dtype)
-    prior = lambda stack, i: prior_lib.FrequencyPrior(
-        stack, self.prior_kernel, self.prior_channels, self.dtype, name=f'{stack[0]}_prior{i}')
-    for i in range(self.num_blocks):
-      v_BHWF = GatedResidual(self.width, (2, 3), 'down', self.dropout, self.dtype,
-                             name=f'v_block{i}')(v_BHWF, cond_BD, train=train)
-      v_BHWF = self.add_text(v_BHWF, text, 'v', i)
-      if i in self.prior_blocks:  # before h reads v, so one block already sees every earlier pixel
-        v_BHWF = v_BHWF + prior('vertical', i)(v_BHWF)
-      h_BHWF = GatedResidual(self.width, (2, 2), 'down_right', self.dropout, self.dtype,
-                             name=f'h_block{i}')(h_BHWF, cond_BD, v_BHWF, train=train)
-      h_BHWF = self.add_text(h_BHWF, text, 'h', i)
-      if i in self.prior_blocks:
-        h_BHWF = h_BHWF + prior('horizontal', i)(h_BHWF)
+    if self.s.position_embedding:
+      h_BHWF = h_BHWF + pos('h_pos').astype(self.s.dtype)
+    (v_BHWF, h_BHWF), _ = scanned_groups(self.s)(self.s, train, name='blocks')(
+        (v_BHWF, h_BHWF), cond_BD, text)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)

@@ -93,6 +93,23 @@ class ImplicitTaps(nn.Module):
     return taps * jnp.exp(-rate * radius)
 
 
+class CausalTaps(nn.Module):
+  """The causal taps for an H x W image: [H, 2W-1, C] (vertical) or [W, C] (horizontal)."""
+  stack: str  # 'vertical' or 'horizontal'
+  parameterization: str = 'full'  # or 'implicit'
+
+  @nn.compact
+  def __call__(self, height: int, width: int, channels: int) -> jnp.ndarray:
+    if self.parameterization == 'implicit':
+      return ImplicitTaps(channels, name='implicit')(tap_offsets(self.stack, height, width))
+    if self.parameterization != 'full':
+      raise errors.ConfigError("config.model.prior_kernel must be 'full' or 'implicit', got "
+                               f'{self.parameterization!r}')
+    shape = (height, 2 * width - 1, channels) if self.stack == 'vertical' else (width, channels)
+    fan_in = math.prod(shape[:-1])
+    return self.param('kernel', nn.initializers.normal(fan_in ** -0.5), shape)
+
+
 class FrequencyPrior(nn.Module):
   """Pre-norm -> [1x1 reduce] -> causal FFT filter (float32) -> 1x1 'prior prediction'; the
   caller adds it.
@@ -106,17 +123,6 @@ class FrequencyPrior(nn.Module):
   features: int = 0  # filter a Dense projection to this many channels; 0: the input's channels
   dtype: jnp.dtype = jnp.float32
 
-  def taps(self, height: int, width: int, channels: int) -> jnp.ndarray:
-    """The causal taps for an H x W image: [H, 2W-1, C] (vertical) or [W, C] (horizontal)."""
-    if self.parameterization == 'implicit':
-      return ImplicitTaps(channels, name='implicit')(tap_offsets(self.stack, height, width))
-    if self.parameterization != 'full':
-      raise errors.ConfigError("config.model.prior_kernel must be 'full' or 'implicit', got "
-                               f'{self.parameterization!r}')
-    shape = (height, 2 * width - 1, channels) if self.stack == 'vertical' else (width, channels)
-    fan_in = math.prod(shape[:-1])
-    return self.param('taps', nn.initializers.normal(fan_in ** -0.5), shape)
-
   @nn.compact
   def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
     _, height, width, channels = x_BHWC.shape
@@ -124,5 +130,7 @@ class FrequencyPrior(nn.Module):
     if self.features:
       u_BHWC = nn.Dense(self.features, dtype=jnp.float32, precision=HIGHEST,
                         name='reduce')(u_BHWC)
-    y_BHWC = causal_filter(u_BHWC, self.taps(height, width, u_BHWC.shape[-1]), self.stack)
+    taps = CausalTaps(self.stack, self.parameterization, name='taps')(height, width,
+                                                                    u_BHWC.shape[-1])
+    y_BHWC = causal_filter(u_BHWC, taps, self.stack)
     return nn.Dense(channels, dtype=self.dtype, name='predict')(y_BHWC.astype(self.dtype))

@@ -9,11 +9,11 @@ lower-triangular Toeplitz product as the full filter) or pixel (horizontal: one 
 Toeplitz product) from it, so no step runs an FFT of the whole image.
 
 Per-position modules (LayerNorm, Dense, the gates) are the model's own Flax classes applied to
-the model's own parameter subtrees; the per-example context vector and the prior taps are taken
-from a run of the real backbone (`capture`), so conditioning stays whatever the model computes.
+the model's own parameter subtrees (the scanned block groups unstacked per block), and the prior
+taps come from the model's own CausalTaps; the per-example context vector is taken from a run of
+the real backbone (`capture`), so conditioning stays whatever the model computes.
 """
 import functools
-import inspect
 from typing import Callable, Optional
 
 import flax.linen as nn
@@ -30,28 +30,23 @@ from freqprior.sampling import draws
 
 def capture(model, labels_B: Optional[jnp.ndarray], image_shape: tuple[int, int, int],
             batch: int, tokens_BT: Optional[jnp.ndarray] = None
-            ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray], Optional[text_lib.TextFeatures]]:
-  """(context cond_BD that the gated blocks receive, {prior module name: taps}, the encoded
-  prompt or None) from a run of the real backbone on a blank batch; under jit XLA drops the rest
-  of that run."""
-  found = {'taps': {}, 'text': None}
+            ) -> tuple[jnp.ndarray, Optional[text_lib.TextFeatures]]:
+  """(context cond_BD that the gated blocks receive, the encoded prompt or None) from a run of
+  the real backbone on a blank batch; under jit XLA drops the rest of that run."""
+  found = {'text': None}
 
   def interceptor(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
-    module = context.module
-    if isinstance(module, pixelcnn.GatedResidual) and context.method_name == '__call__':
-      found['cond_BD'] = inspect.signature(context.orig_method).bind(
-          *args, **kwargs).arguments['cond_BD']
-    if isinstance(module, prior_lib.FrequencyPrior) and context.method_name == 'taps':
-      found['taps'][module.name] = out.astype(jnp.float32)
-    if isinstance(module, text_lib.TextEncoder) and context.method_name == '__call__':
+    if isinstance(context.module, pixelcnn.Backbone) and context.method_name == 'context':
+      found['cond_BD'] = out
+    if isinstance(context.module, text_lib.TextEncoder) and context.method_name == '__call__':
       found['text'] = out
     return out
 
   blank_BHWC = jnp.zeros((batch, *image_shape), jnp.uint8)
   with nn.intercept_methods(interceptor):
     model.features(blank_BHWC, labels_B, tokens_BT=tokens_BT)
-  return found['cond_BD'], found['taps'], found['text']
+  return found['cond_BD'], found['text']
 
 
 def toeplitz_row(taps_N: jnp.ndarray, n: int, i: jnp.ndarray) -> jnp.ndarray:
@@ -74,16 +69,19 @@ class Stepper:
   h_hist (per prior block, its normalised inputs along the current row, [B, W, F]).
   """
 
-  def __init__(self, backbone: pixelcnn.Backbone, params, cond_BD: jnp.ndarray,
-               taps: dict[str, jnp.ndarray], image_shape: tuple[int, int, int],
-               text: Optional[text_lib.TextFeatures] = None):
-    self.p = params
-    self.text_config, self.text = backbone.text, text
-    self.width = backbone.width
-    self.num_blocks = backbone.num_blocks
-    self.prior_blocks = tuple(backbone.prior_blocks)
-    self.dtype = backbone.dtype
+  def __init__(self, settings: pixelcnn.BackboneSettings, params, cond_BD: jnp.ndarray,
+               image_shape: tuple[int, int, int], text: Optional[text_lib.TextFeatures] = None):
+    self.p = pixelcnn.block_params(params, settings)
+    self.text_config, self.text = settings.text, text
+    self.width = settings.width
+    self.num_blocks = settings.num_blocks
+    self.prior_blocks = tuple(settings.prior_blocks)
+    self.dtype = settings.dtype
     self.height, self.image_width, _ = image_shape
+    taps = {f'{stack[0]}_prior{b}': prior_lib.CausalTaps(stack, settings.prior_kernel).apply(
+        {'params': self.p[f'{stack[0]}_prior{b}']['taps']}, self.height, self.image_width,
+        settings.prior_features).astype(jnp.float32)
+            for stack in ('vertical', 'horizontal') for b in self.prior_blocks}
     self.cond_BD = cond_BD
     start_v_BF, start_h_BF = jnp.split(
         self._dense('start_cond', 2 * self.width)(cond_BD), 2, axis=-1)
@@ -254,9 +252,9 @@ def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperatur
   a batch from `guidance.with_unconditional_half`, drawn by `guidance.draw_guided_pixel`."""
   height, width, channels = image_shape
   batch = keys_B.shape[0]
-  cond_BD, taps, text = capture(model, labels_B, image_shape, batch, tokens_BT)
-  stepper = Stepper(model.backbone, model.variables['params']['backbone'], cond_BD, taps,
-                    image_shape, text)
+  cond_BD, text = capture(model, labels_B, image_shape, batch, tokens_BT)
+  stepper = Stepper(model.settings, model.variables['params']['backbone'], cond_BD, image_shape,
+                    text)
   head = model.output_head
 
   def row_step(i, carry):
