@@ -8,7 +8,6 @@ replicated, or with `config.mesh.fsdp` each is split along its largest divisible
 import math
 from typing import Any, Optional
 
-from absl import logging
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
@@ -24,8 +23,10 @@ def initialize_processes(coordinator_address: Optional[str] = None,
   JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)."""
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes, process_id=process_id)
-  logging.info('process %d of %d, %d local of %d devices', jax.process_index(),
-               jax.process_count(), jax.local_device_count(), jax.device_count())
+  # On stdout of every process (the run's other lines come from process 0 only), so each
+  # worker's log says which process wrote it.
+  print(f'process {jax.process_index()} of {jax.process_count()}, {jax.local_device_count()} '
+        f'local of {jax.device_count()} devices', flush=True)
 
 
 def mesh_shape(shape: tuple[int, ...], num_devices: int) -> tuple[int, ...]:

@@ -58,7 +58,7 @@ def test_two_processes_train_then_one_device_evaluates(tmp_path):
   outputs = [p.communicate(timeout=400) for p in procs]
   for p, (_, stderr) in zip(procs, outputs):
     assert p.returncode == 0, stderr[-4000:]
-  assert 'process 1 of 2' in outputs[1][1]
+  assert 'process 1 of 2, 2 local of 4 devices' in outputs[1][0]  # each worker names itself
   trained = _last_json(outputs[0][0])  # only process 0 prints the record
   assert not [line for line in outputs[1][0].splitlines() if line.startswith('{')]
   assert trained['step'] == 4 and trained['num_examples'] == 297
