@@ -48,7 +48,13 @@ def build(name: str, dtype: str, batch_size: int, num_blocks: int = 0):
   config.model.dtype = dtype
   config.batch_size = config.eval.batch_size = batch_size
   config.sample.update(num_images=batch_size, batch_size=batch_size)
-  if num_blocks:
+  if num_blocks:  # the config's placements, repeated through the new depth
+    for key in ('prior_blocks', 'cross_attention_blocks'):
+      spec = config.model[key]
+      if spec not in ('all', 'last', 'none'):
+        placed = {int(b) for b in spec.split(',')}
+        config.model[key] = ','.join(str(b) for b in range(num_blocks)
+                                     if b % config.model.num_blocks in placed)
     config.model.num_blocks = num_blocks
   return config
 

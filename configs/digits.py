@@ -21,7 +21,7 @@ Expected: test bits/dim 1.712 (per-pixel histogram baseline 2.36; validation 1.6
           Rows with '+' add to position_embedding. Width 48 has the best validation but does not
           improve test, so it is not shipped.
           The test images are about two writers absent from training (sklearn stores its 13
-          writers one after another); benchmarks/digits_splits.py measures this config on five
+          writers one after another); benchmarks/studies/digits_splits.py measures this config on five
           other unseen-writer blocks (1.66-1.80) and on a random split (1.656).
 200 training images (a random 200: TFDS stores records in key-hash order) are held out as a
 validation split; the checkpoint with the best validation bits/dim (EMA parameters) is the one
