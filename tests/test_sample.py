@@ -11,7 +11,7 @@ from tests import sampling_helpers
 from tests.conftest import tiny_config
 
 NUM_IMAGES = 8
-BF16_RTOL = 0.05  # features are O(1); bfloat16 keeps 8 bits of mantissa per op
+BF16_RTOL = 1e-2  # measured 1.1e-3 of the features' scale (float32: 2.6e-7 against 1e-5)
 LABELS = np.arange(NUM_IMAGES, dtype=np.int32)
 CASES = {  # each head with the prior off and on, grayscale and RGB, class-conditional
     'gray-categorical': dict(rgb=False, head='categorical', prior=False),
