@@ -8,8 +8,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from freqprior.models.layers import HIGHEST
+
 NUM_VALUES = 256
-HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 / bf16 passes)
 
 
 def to_unit_range(images: jnp.ndarray) -> jnp.ndarray:

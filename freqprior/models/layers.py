@@ -6,7 +6,10 @@ a 'down-right' one sees rows i-kh+1..i and columns j-kw+1..j. Composed with `dow
 above plus the current row to the left) without a blind spot.
 """
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+
+HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 / bf16 passes)
 
 
 def down_shift(x_BHWC: jnp.ndarray) -> jnp.ndarray:

@@ -16,8 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from freqprior import errors
-
-HIGHEST = jax.lax.Precision.HIGHEST  # float32 products on every backend (no TF32 / bf16 passes)
+from freqprior.models.layers import HIGHEST
 
 
 def causal_filter(x_BHWC: jnp.ndarray, taps: jnp.ndarray, stack: str) -> jnp.ndarray:

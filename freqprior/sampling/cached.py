@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from freqprior.models import guidance
 from freqprior.models import heads as heads_lib
+from freqprior.models import layers
 from freqprior.models import pixelcnn
 from freqprior.models import prior as prior_lib
 from freqprior.models import text as text_lib
@@ -177,7 +178,7 @@ class Stepper:
     u = self._layer_norm(f'{path}/norm', jnp.float32)(x.astype(jnp.float32))
     if 'reduce' in self._sub(path):
       reduce = self._sub(f'{path}/reduce')
-      u = nn.Dense(reduce['kernel'].shape[-1], precision=prior_lib.HIGHEST).apply(
+      u = nn.Dense(reduce['kernel'].shape[-1], precision=layers.HIGHEST).apply(
           {'params': reduce}, u)
     y, hist = y_fn(u)
     return self._dense(f'{path}/predict', x.shape[-1])(y.astype(self.dtype)), hist
@@ -187,14 +188,14 @@ class Stepper:
     hist_BHXF = jax.lax.dynamic_update_slice_in_dim(
         hist_BHXF, jnp.fft.rfft(u_B1WF, n=2 * width, axis=2), i, axis=1)
     y_f = jnp.einsum('rwc,brwc->bwc', toeplitz_row(self.v_taps_f[b], self.height, i), hist_BHXF,
-                     precision=prior_lib.HIGHEST)
+                     precision=layers.HIGHEST)
     return jnp.fft.irfft(y_f[:, None], n=2 * width, axis=2)[:, :, :width], hist_BHXF
 
   def _horizontal_filter(self, b, j, hist_BWF, u_B11F):
     # Entries right of j still hold the previous row; row j of the Toeplitz matrix zeroes them.
     hist_BWF = jax.lax.dynamic_update_slice_in_dim(hist_BWF, u_B11F[:, 0], j, axis=1)
     y_BF = jnp.einsum('kc,bkc->bc', toeplitz_row(self.h_taps[b], self.image_width, j), hist_BWF,
-                      precision=prior_lib.HIGHEST)
+                      precision=layers.HIGHEST)
     return _expand(y_BF), hist_BWF
 
   def row(self, i, x_pad, state: dict):
