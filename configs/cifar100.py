@@ -4,11 +4,7 @@ Command:  python main.py --config=configs/cifar100.py --workdir=gs://BUCKET/cifa
             --config.dataset.data_dir=gs://BUCKET/tfds
 Model:    10.5M parameters, the frequency prior in blocks 3, 7, 11.
 Hardware: sized for a TPU v4-8 / v5e-8 or 8 GPUs (global batch 64).
-Expected: target test bits/dim below 3.2 (not yet measured). The frequency prior as placed
-          here adds 1.2% to a train step (benchmarks/train_throughput.py --full --batch_size=8,
-          CPU, 2026-11-30; not yet timed on an accelerator). In all 12 blocks at full width it
-          added 58%: one NVIDIA H200 ran 793 images/s, 1,249 without the prior (batch 64,
-          float32 with TF32 products).
+Expected: target: test bits/dim below 3.2 (not yet measured).
 """
 from configs import common
 

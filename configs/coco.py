@@ -1,9 +1,6 @@
 """Caption-conditioned COCO (tfds coco_captions; 64x64 center crops, a random caption per epoch).
 
 Data:     tfds build coco_captions --file_format=array_record --data_dir=gs://BUCKET/tfds
-          or, from a local COCO 2017 tree (images/ + annotations/):
-          python -m freqprior.data.prepare --source=coco --input=COCO_DIR \
-            --output=DATA_DIR/coco64 --image_size=64   (then --config.dataset.name=coco:coco64)
 Command:  python main.py --config=configs/coco.py --workdir=gs://BUCKET/coco \
             --config.dataset.data_dir=gs://BUCKET/tfds
 Model:    16.2M parameters, the frequency prior in blocks 3, 7, 11.

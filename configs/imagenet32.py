@@ -1,11 +1,11 @@
-"""Class-conditional ImageNet 32x32 (tfds imagenet_resized/32x32, 1000 labels), logistic mixture head.
+"""Class-conditional ImageNet 32x32 (tfds imagenet_resized/32x32, 1000 labels), mixture head.
 
 Data:     tfds build imagenet_resized/32x32 --file_format=array_record --data_dir=gs://BUCKET/tfds
 Command:  python main.py --config=configs/imagenet32.py --workdir=gs://BUCKET/imagenet32 \
             --config.dataset.data_dir=gs://BUCKET/tfds
 Model:    15.0M parameters, the frequency prior in blocks 3, 7, 11.
 Hardware: sized for a TPU v4-32 / v5e-32 or 4 hosts of 8 GPUs (global batch 256).
-Expected: target test bits/dim below 3.85 (Gated PixelCNN: 3.83; not yet measured).
+Expected: target: test bits/dim below 3.85 (Gated PixelCNN: 3.83; not yet measured).
 """
 from configs import common
 

@@ -1,12 +1,11 @@
-"""Class-conditional ImageNet 64x64 (tfds imagenet_resized/64x64, 1000 labels), logistic mixture head.
+"""Class-conditional ImageNet 64x64 (tfds imagenet_resized/64x64, 1000 labels), mixture head.
 
 Data:     tfds build imagenet_resized/64x64 --file_format=array_record --data_dir=gs://BUCKET/tfds
 Command:  python main.py --config=configs/imagenet64.py --workdir=gs://BUCKET/imagenet64 \
             --config.dataset.data_dir=gs://BUCKET/tfds
 Model:    21.6M parameters, the frequency prior in blocks 3, 7, 11, 15.
-Hardware: sized for a TPU v4-64 / v5e-64 or 8 hosts of 8 GPUs (global batch 256), parameters
-          FSDP-sharded over all devices.
-Expected: target test bits/dim below 3.6 (Gated PixelCNN: 3.57; not yet measured).
+Hardware: sized for a TPU v4-64 / v5e-64 or 8 hosts of 8 GPUs (global batch 256), FSDP.
+Expected: target: test bits/dim below 3.6 (Gated PixelCNN: 3.57; not yet measured).
 """
 from configs import imagenet32
 
