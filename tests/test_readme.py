@@ -108,7 +108,10 @@ def _help_flags(script: pathlib.Path) -> frozenset[str]:
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
   result = subprocess.run([sys.executable, *target, '--helpfull' if absl else '--help'],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-  return frozenset(re.findall(r'--\[?(?:no)?\]?([\w.-]+)', result.stdout + result.stderr))
+  names = set()
+  for negatable, name in re.findall(r'--(\[no\])?([\w.-]+)', result.stdout + result.stderr):
+    names.update([name, 'no' + name] if negatable else [name])  # absl lists --[no]name
+  return frozenset(names)
 
 
 @functools.cache
