@@ -7,6 +7,8 @@ import pytest
 from freqprior import models
 from freqprior import sample
 from freqprior.models import heads as heads_lib
+from freqprior.models import layers
+from freqprior.models import pixelcnn
 from tests import sampling_helpers
 from tests.conftest import tiny_config
 
@@ -152,6 +154,26 @@ def test_draws_follow_the_models_conditionals():
   mean, stderr = stats[1.0]
   assert abs(mean) < 4 * stderr, stats
   assert stats[2.0][0] < -0.1, stats
+
+
+@pytest.mark.parametrize('name', sorted(pixelcnn.INPUT_CONVS))
+def test_input_conv_windows_are_the_models_receptive_fields(name):
+  """The cached sampler slices each input conv's `window` out of the padded image: it must be
+  exactly what the model's placed conv reads, and inside the padding."""
+  conv, size = pixelcnn.INPUT_CONVS[name], 5
+  module = layers.ShiftedConv(1, conv.kernel, conv.shift)
+  x_1HW1 = jnp.zeros((1, size, size, 1))
+  params = jax.tree.map(jnp.ones_like, module.init(jax.random.key(0), x_1HW1))
+  (row, column), (kh, kw) = conv.window, conv.kernel
+  top, left, right = pixelcnn.input_padding()
+  assert -row <= top and -column <= left and column + kw - 1 <= right
+  for i, j in np.ndindex(size, size):
+    out = lambda x, i=i, j=j: conv.place(module.apply(params, x))[0, i, j, 0]
+    read_HW = np.asarray(jax.grad(out)(x_1HW1))[0, ..., 0] != 0
+    expected_HW = np.zeros((size + kh, size + kw), bool)  # room for windows past the edge
+    if i >= conv.offset[0] and j >= conv.offset[1]:
+      expected_HW[max(i + row, 0):i + row + kh, max(j + column, 0):j + column + kw] = True
+    np.testing.assert_array_equal(read_HW, expected_HW[:size, :size], err_msg=f'{(i, j)}')
 
 
 def test_images_do_not_depend_on_the_batching():

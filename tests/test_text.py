@@ -178,6 +178,18 @@ def test_dropout_without_labels_or_with_a_bad_rate():
     guidance.drop_conditioning(jax.random.key(1), 1.0, None, tokens, 0)
 
 
+def test_unconditional_half_is_the_null_label_and_the_empty_prompt():
+  tokens = jnp.asarray(tokenizer.tokenize(['a cat', 'seven'], T))
+  keys = jax.random.split(jax.random.key(0), 2)
+  keys2, labels2, tokens2 = guidance.with_unconditional_half(keys, jnp.array([3, 4]), tokens, 10)
+  assert keys2.shape == (4,) and tokens2.dtype == tokens.dtype
+  np.testing.assert_array_equal(labels2, [3, 4, 10, 10])
+  np.testing.assert_array_equal(tokens2[:2], tokens)
+  np.testing.assert_array_equal(tokens2[2:], tokenizer.null_tokens(2, T))
+  np.testing.assert_array_equal(tokenizer.null_tokens(1, 4), [[tokenizer.BOS, tokenizer.EOS,
+                                                              tokenizer.PAD, tokenizer.PAD]])
+
+
 def test_guided_logits():
   cond, uncond = jax.random.normal(jax.random.key(0), (2, 3, 256))
   assert guidance.guided_logits(cond, uncond, 1.0) is cond

@@ -21,6 +21,11 @@ from freqprior.models import heads as heads_lib
 from freqprior.models import tokenizer
 
 
+def null_like(tokens_BT: jnp.ndarray) -> jnp.ndarray:
+  """The empty prompt (tokenizer.null_tokens) in the shape and dtype of `tokens_BT`."""
+  return jnp.asarray(tokenizer.null_tokens(*tokens_BT.shape), tokens_BT.dtype)
+
+
 def drop_conditioning(rng: jax.Array, rate: float, labels_B: Optional[jnp.ndarray],
                       tokens_BT: Optional[jnp.ndarray], num_classes: int):
   """Replaces each example's label and prompt, together, by the null inputs with prob. `rate`.
@@ -34,9 +39,7 @@ def drop_conditioning(rng: jax.Array, rate: float, labels_B: Optional[jnp.ndarra
   if labels_B is not None:
     labels_B = jnp.where(dropped_B, num_classes, labels_B)
   if tokens_BT is not None:
-    null_BT = jnp.full_like(tokens_BT, tokenizer.PAD).at[:, 0].set(tokenizer.BOS)
-    null_BT = null_BT.at[:, 1].set(tokenizer.EOS)
-    tokens_BT = jnp.where(dropped_B[:, None], null_BT, tokens_BT)
+    tokens_BT = jnp.where(dropped_B[:, None], null_like(tokens_BT), tokens_BT)
   return labels_B, tokens_BT, dropped_B
 
 
@@ -77,8 +80,7 @@ def with_unconditional_half(keys_B: jax.Array, labels_B: Optional[jnp.ndarray],
   if labels_B is not None:
     labels_B = jnp.concatenate([labels_B, jnp.full_like(labels_B, num_classes)])
   if tokens_BT is not None:
-    null_BT = jnp.full_like(tokens_BT, tokenizer.PAD).at[:, 0].set(tokenizer.BOS)
-    tokens_BT = jnp.concatenate([tokens_BT, null_BT.at[:, 1].set(tokenizer.EOS)])
+    tokens_BT = jnp.concatenate([tokens_BT, null_like(tokens_BT)])
   return jnp.concatenate([keys_B, keys_B]), labels_B, tokens_BT
 
 

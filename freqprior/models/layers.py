@@ -45,3 +45,8 @@ class ShiftedConv(nn.Module):
   def __call__(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
     return nn.Conv(self.features, self.kernel, padding=causal_padding(self.kernel, self.shift),
                    dtype=self.dtype, name='conv')(x_BHWC)
+
+
+def expand_to_rank(e_BF: jnp.ndarray, rank: int) -> jnp.ndarray:
+  """[B, F] -> [B, 1, ..., 1, F] of rank `rank`: a per-example vector broadcast over positions."""
+  return e_BF.reshape(e_BF.shape[0], *(1,) * (rank - 2), e_BF.shape[-1])

@@ -7,7 +7,7 @@ enters each position on its own: gated fusion of the pooled prompt, or cross-att
 """
 import dataclasses
 import re
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -90,6 +90,54 @@ def block_params(backbone_params: dict, settings: BackboneSettings) -> dict:
     for g in range(settings.num_blocks // period):
       flat[f'{prefix}{g * period + int(k)}'] = jax.tree.map(lambda x, g=g: x[g], stacked)
   return flat
+
+
+class InputConv(NamedTuple):
+  """A convolution reading the image: kernel, causal shift, and the (rows, columns) its output
+  moves down / right (zeros entering), so that no position sees its own pixel."""
+  kernel: tuple[int, int]
+  shift: str
+  offset: tuple[int, int]
+
+  @property
+  def window(self) -> tuple[int, int]:
+    """(row, column) of the image, relative to the output position, where its receptive field
+    starts; it spans `kernel` rows and columns from there."""
+    (top, _), (left, _) = layers.causal_padding(self.kernel, self.shift)
+    return -self.offset[0] - top, -self.offset[1] - left
+
+  def place(self, y_BHWF: jnp.ndarray) -> jnp.ndarray:
+    """The conv's output moved down / right by `offset`."""
+    for _ in range(self.offset[0]):
+      y_BHWF = layers.down_shift(y_BHWF)
+    for _ in range(self.offset[1]):
+      y_BHWF = layers.right_shift(y_BHWF)
+    return y_BHWF
+
+
+# The stacks' input terms: vertical v_in (rows above); horizontal h_in_above (the row above)
+# plus h_in_left (the pixels to the left, and above them).
+INPUT_CONVS = {'v_in': InputConv((2, 3), 'down', (1, 0)),
+               'h_in_above': InputConv((1, 3), 'down', (1, 0)),
+               'h_in_left': InputConv((2, 1), 'down_right', (0, 1))}
+
+
+def input_padding() -> tuple[int, int, int]:
+  """(rows above, columns left, columns right) of zeros around the image that hold every input
+  conv's window at every position: an incremental sampler's padded image."""
+  convs = INPUT_CONVS.values()
+  return (max(-conv.window[0] for conv in convs), max(-conv.window[1] for conv in convs),
+          max(max(conv.window[1] + conv.kernel[1] - 1, 0) for conv in convs))
+
+
+def add_start(stack: str, x_BxF: jnp.ndarray, start_F: jnp.ndarray, start_cond_B2F: jnp.ndarray,
+              pos_xF: Optional[jnp.ndarray], dtype) -> jnp.ndarray:
+  """A stack's ('v' or 'h') input term plus its start features, in this order: its learned
+  start vector, its half of the context's start_cond, its position embedding in `dtype` (pos_xF:
+  that of the positions x covers, or None)."""
+  context_BF = jnp.split(start_cond_B2F, 2, axis=-1)['vh'.index(stack)]
+  x_BxF = x_BxF + start_F + layers.expand_to_rank(context_BF, x_BxF.ndim)
+  return x_BxF if pos_xF is None else x_BxF + pos_xF.astype(dtype)
 
 
 class PixelCNN(nn.Module):
@@ -217,6 +265,19 @@ class Backbone(nn.Module):
     noise_BHWC = jax.random.uniform(key_value, x_BHWC.shape, x_BHWC.dtype, -1.0, 1.0)
     return jnp.where(hit_BHW1, noise_BHWC, x_BHWC)
 
+  def input_term(self, name: str, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+    """The input conv INPUT_CONVS[name] of the image, placed."""
+    conv = INPUT_CONVS[name]
+    return conv.place(layers.ShiftedConv(self.s.width, conv.kernel, conv.shift, self.s.dtype,
+                                         name=name)(x_BHWC))
+
+  def position_embedding(self, stack: str, image_hw: tuple[int, int]) -> Optional[jnp.ndarray]:
+    """The stack's learned [H, W, F] start features; None without them. They depend on the
+    position only, so causality is unchanged."""
+    if not self.s.position_embedding:
+      return None
+    return self.param(f'{stack}_pos', nn.initializers.zeros, (*image_hw, self.s.width))
+
   @nn.compact
   def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
     """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
@@ -228,21 +289,13 @@ class Backbone(nn.Module):
     if train and self.s.input_corruption > 0:
       x_BHWC = self.corrupt(x_BHWC)
     x_BHWC = x_BHWC.astype(self.s.dtype)
-    conv = lambda kernel, shift, name: layers.ShiftedConv(self.s.width, kernel, shift,
-                                                          self.s.dtype, name=name)
-    start = lambda name: self.param(name, nn.initializers.normal(1.0), (self.s.width,))
-    start_cond = nn.Dense(2 * self.s.width, dtype=self.s.dtype, name='start_cond')(cond_BD)
-    start_v_BF, start_h_BF = jnp.split(start_cond, 2, axis=-1)
-    v_BHWF = layers.down_shift(conv((2, 3), 'down', 'v_in')(x_BHWC))
-    v_BHWF = v_BHWF + start('v_start') + start_v_BF[:, None, None]
-    pos = lambda name: self.param(name, nn.initializers.zeros, (*x_BHWC.shape[1:3], self.s.width))
-    if self.s.position_embedding:  # depends on the position only, so causality is unchanged
-      v_BHWF = v_BHWF + pos('v_pos').astype(self.s.dtype)
-    h_BHWF = (layers.down_shift(conv((1, 3), 'down', 'h_in_above')(x_BHWC))
-              + layers.right_shift(conv((2, 1), 'down_right', 'h_in_left')(x_BHWC)))
-    h_BHWF = h_BHWF + start('h_start') + start_h_BF[:, None, None]
-    if self.s.position_embedding:
-      h_BHWF = h_BHWF + pos('h_pos').astype(self.s.dtype)
+    start_cond_B2F = nn.Dense(2 * self.s.width, dtype=self.s.dtype, name='start_cond')(cond_BD)
+    start = lambda stack, x_BHWF: add_start(
+        stack, x_BHWF, self.param(f'{stack}_start', nn.initializers.normal(1.0), (self.s.width,)),
+        start_cond_B2F, self.position_embedding(stack, x_BHWC.shape[1:3]), self.s.dtype)
+    term = lambda name: self.input_term(name, x_BHWC)
+    v_BHWF = start('v', term('v_in'))
+    h_BHWF = start('h', term('h_in_above') + term('h_in_left'))
     (v_BHWF, h_BHWF), _ = scanned_groups(self.s)(self.s, train, name='blocks')(
         (v_BHWF, h_BHWF), cond_BD, text)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)

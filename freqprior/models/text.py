@@ -10,6 +10,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
+from freqprior.models import layers
 from freqprior.models import tokenizer
 
 
@@ -81,11 +82,6 @@ class TextEncoder(nn.Module):
     return TextFeatures(x_BTD, mask_BT, pooled_BD)
 
 
-def _expand(e_BF: jnp.ndarray, like: jnp.ndarray) -> jnp.ndarray:
-  """[B, F] -> [B, 1, ..., 1, F] broadcasting against `like` [B, ..., F]."""
-  return e_BF.reshape(e_BF.shape[0], *(1,) * (like.ndim - 2), e_BF.shape[-1])
-
-
 class GatedFusion(nn.Module):
   """h <- h + sigmoid(W_g e) * (W_v e): a per-channel gate computed from the prompt alone."""
   dtype: jnp.dtype = jnp.float32
@@ -95,7 +91,7 @@ class GatedFusion(nn.Module):
     width = h_BxF.shape[-1]
     gate_BF = nn.sigmoid(nn.Dense(width, dtype=self.dtype, name='gate')(e_BD))
     value_BF = nn.Dense(width, dtype=self.dtype, name='value')(e_BD)
-    return h_BxF + _expand(gate_BF * value_BF, h_BxF).astype(h_BxF.dtype)
+    return h_BxF + layers.expand_to_rank(gate_BF * value_BF, h_BxF.ndim).astype(h_BxF.dtype)
 
 
 class CrossAttention(nn.Module):

@@ -48,8 +48,8 @@ def tokenize(prompts: Sequence[Union[str, bytes]], max_length: int) -> np.ndarra
 
 
 def null_tokens(batch: int, max_length: int) -> np.ndarray:
-  """The empty prompt [B, max_length]: the unconditional text input."""
-  return tokenize([''] * batch, max_length)
+  """The empty prompt [B, max_length] int32: the unconditional text input."""
+  return np.repeat(tokenize([''], max_length), batch, axis=0)
 
 
 def detokenize(tokens_T: Sequence[int]) -> str:

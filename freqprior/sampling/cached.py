@@ -57,8 +57,8 @@ def toeplitz_row(taps_N: jnp.ndarray, n: int, i: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(mask, taps_N[jnp.clip(lag_N, 0, n - 1)], 0)
 
 
-def _expand(e_BF: jnp.ndarray) -> jnp.ndarray:
-  return e_BF[:, None, None]
+# per-example [B, F] -> [B, 1, 1, F], against rows [B, 1, W, F] and pixels [B, 1, 1, F]
+_expand = functools.partial(layers.expand_to_rank, rank=4)
 
 
 class Stepper:
@@ -79,14 +79,13 @@ class Stepper:
     self.prior_blocks = tuple(settings.prior_blocks)
     self.dtype = settings.dtype
     self.height, self.image_width, _ = image_shape
+    self.padding = pixelcnn.input_padding()  # (rows above, columns left, right) of x_pad
     taps = {f'{stack[0]}_prior{b}': prior_lib.CausalTaps(stack, settings.prior_kernel).apply(
         {'params': self.p[f'{stack[0]}_prior{b}']['taps']}, self.height, self.image_width,
         settings.prior_features).astype(jnp.float32)
             for stack in ('vertical', 'horizontal') for b in self.prior_blocks}
     self.cond_BD = cond_BD
-    start_v_BF, start_h_BF = jnp.split(
-        self._dense('start_cond', 2 * self.width)(cond_BD), 2, axis=-1)
-    self.start_v_B11F, self.start_h_B11F = _expand(start_v_BF), _expand(start_h_BF)
+    self.start_cond_B2F = self._dense('start_cond', 2 * self.width)(cond_BD)
     self.v_taps_f = {b: prior_lib.vertical_taps_f(taps[f'v_prior{b}'], self.image_width)
                      for b in self.prior_blocks}
     self.h_taps = {b: taps[f'h_prior{b}'] for b in self.prior_blocks}
@@ -112,6 +111,31 @@ class Stepper:
     kh, kw, _, features = params['kernel'].shape
     module = nn.Conv(features, (kh, kw), padding='VALID', dtype=self.dtype)
     return module.apply({'params': params}, window_BHWC)
+
+  def pad_image(self, x_BHWC: jnp.ndarray) -> jnp.ndarray:
+    """The image in unit range -> x_pad, zero-padded by `padding` as `row` and `pixel` read it."""
+    top, left, right = self.padding
+    return jnp.pad(x_BHWC, ((0, 0), (top, 0), (left, right), (0, 0)))
+
+  def _input_row(self, name: str, x_pad, i) -> jnp.ndarray:
+    """The input term INPUT_CONVS[name] along row i, [B, 1, W, F]; it reads image rows < i."""
+    conv = pixelcnn.INPUT_CONVS[name]
+    (row, column), (kh, kw) = conv.window, conv.kernel
+    top, left, _ = self.padding
+    window_BRXC = jax.lax.dynamic_slice_in_dim(x_pad, i + row + top, kh, axis=1)
+    window_BRXC = window_BRXC[:, :, column + left:column + left + self.image_width + kw - 1]
+    placed_W1 = (i >= conv.offset[0]) & (jnp.arange(self.image_width) >= conv.offset[1])[:, None]
+    return jnp.where(placed_W1, self._conv(name, window_BRXC), 0)  # zeros where `place` shifts in
+
+  def _input_pixel(self, name: str, x_pad, i, j) -> jnp.ndarray:
+    """The input term INPUT_CONVS[name] at pixel (i, j), [B, 1, 1, F]."""
+    conv = pixelcnn.INPUT_CONVS[name]
+    (row, column), kernel = conv.window, conv.kernel
+    top, left, _ = self.padding
+    window_BRXC = jax.lax.dynamic_slice(x_pad, (0, i + row + top, j + column + left, 0),
+                                        (x_pad.shape[0], *kernel, x_pad.shape[-1]))
+    placed = (i >= conv.offset[0]) & (j >= conv.offset[1])
+    return jnp.where(placed, self._conv(name, window_BRXC), 0)
 
   # ---- Caches. ---------------------------------------------------------------------------------
   def _conv_rows(self, path: str) -> int:
@@ -199,16 +223,14 @@ class Stepper:
     return _expand(y_BF), hist_BWF
 
   def row(self, i, x_pad, state: dict):
-    """Vertical stack at row i, given the image in unit range padded by 2 rows above and one
-    column each side (x_pad [B, H+2, W+2, C]). -> (v after each block [B, 1, W, F] per block,
-    the row's h_in_above term, state) and starts row i in the horizontal caches."""
-    above_B2XC = jax.lax.dynamic_slice_in_dim(x_pad, i, 2, axis=1)  # image rows i-2, i-1
-    not_first = i > 0  # down_shift: row 0 of both input terms is exactly zero
-    v = jnp.where(not_first, self._conv('v_in', above_B2XC), 0)
-    v = v + self.p['v_start'] + self.start_v_B11F  # the full model's order of additions
-    if 'v_pos' in self.p:  # position embedding: row i, [1, 1, W, F]
-      v = v + jax.lax.dynamic_slice_in_dim(self.p['v_pos'], i, 1, axis=0)[None].astype(v.dtype)
-    h_above = jnp.where(not_first, self._conv('h_in_above', above_B2XC[:, 1:]), 0)
+    """Vertical stack at row i of x_pad (`pad_image`; only image rows < i are read). -> (v after
+    each block [B, 1, W, F] per block, the row's h_in_above term, state) and starts row i in the
+    horizontal caches."""
+    pos_1WF = (jax.lax.dynamic_slice_in_dim(self.p['v_pos'], i, 1, axis=0)
+               if 'v_pos' in self.p else None)
+    v = pixelcnn.add_start('v', self._input_row('v_in', x_pad, i), self.p['v_start'],
+                           self.start_cond_B2F, pos_1WF, self.dtype)
+    h_above = self._input_row('h_in_above', x_pad, i)
     v_conv, v_hist, v_rows = list(state['v_conv']), dict(state['v_hist']), []
     for b in range(self.num_blocks):
       v, v_conv[b] = self._gated(f'v_block{b}', v, v_conv[b], self._row_conv)
@@ -224,14 +246,11 @@ class Stepper:
 
   def pixel(self, i, j, x_pad, v_rows, h_above, state: dict):
     """Horizontal stack at (i, j) -> (features [B, F] float32, state)."""
-    left_B21C = jax.lax.dynamic_slice(x_pad, (0, i + 1, j, 0),
-                                      (x_pad.shape[0], 2, 1, x_pad.shape[-1]))
-    h_left = jnp.where(j > 0, self._conv('h_in_left', left_B21C), 0)  # right_shift
     column = lambda row_B1WF: jax.lax.dynamic_slice_in_dim(row_B1WF, j, 1, axis=2)
-    h = column(h_above) + h_left + self.p['h_start'] + self.start_h_B11F
-    if 'h_pos' in self.p:  # position embedding: pixel (i, j), [1, 1, 1, F]
-      pos_11F = jax.lax.dynamic_slice(self.p['h_pos'], (i, j, 0), (1, 1, self.width))
-      h = h + pos_11F[None].astype(h.dtype)
+    pos_11F = (jax.lax.dynamic_slice(self.p['h_pos'], (i, j, 0), (1, 1, self.width))
+               if 'h_pos' in self.p else None)
+    h = pixelcnn.add_start('h', column(h_above) + self._input_pixel('h_in_left', x_pad, i, j),
+                           self.p['h_start'], self.start_cond_B2F, pos_11F, self.dtype)
     h_conv, h_hist = list(state['h_conv']), dict(state['h_hist'])
     for b in range(self.num_blocks):
       h, h_conv[b] = self._gated(f'h_block{b}', h, h_conv[b],
@@ -257,6 +276,7 @@ def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperatur
   stepper = Stepper(model.settings, model.variables['params']['backbone'], cond_BD, image_shape,
                     text)
   head = model.output_head
+  top, left, _ = stepper.padding
 
   def row_step(i, carry):
     x_pad, images_BHWC, state = carry
@@ -272,7 +292,7 @@ def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperatur
         pixel_BC = guidance.draw_guided_pixel(head, lambda _: features_BF, noise, temperature,
                                               batch, guidance_scale)
       x_B11C = heads_lib.to_unit_range(pixel_BC).astype(x_pad.dtype)[:, None, None]
-      x_pad = jax.lax.dynamic_update_slice(x_pad, x_B11C, (0, i + 2, j + 1, 0))
+      x_pad = jax.lax.dynamic_update_slice(x_pad, x_B11C, (0, i + top, j + left, 0))
       images_BHWC = images_BHWC.at[:, i, j].set(pixel_BC.astype(jnp.uint8))
       return x_pad, images_BHWC, state
 
@@ -281,7 +301,7 @@ def sample(model, labels_B: Optional[jnp.ndarray], keys_B: jax.Array, temperatur
       jax.debug.callback(on_row, i)
     return carry
 
-  x_pad = jnp.zeros((batch, height + 2, width + 2, channels), stepper.dtype)
+  x_pad = stepper.pad_image(jnp.zeros((batch, height, width, channels), stepper.dtype))
   images_BHWC = jnp.zeros((batch, height, width, channels), jnp.uint8)
   carry = (x_pad, images_BHWC, stepper.init_state(batch))
   return jax.lax.fori_loop(0, height, row_step, carry)[1]
