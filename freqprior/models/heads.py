@@ -2,8 +2,10 @@
 
 The network's features at a pixel see only earlier pixels; each head adds the dependence on the
 pixel's earlier channels (R -> G -> B) itself, so subpixel c never sees channels >= c.
-Everything here runs in float32, products included (Precision.HIGHEST: no TF32 on GPUs).
+Everything here runs in float32; each product at its PRECISION on the backend.
 """
+from typing import Optional
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,26 @@ import jax.numpy as jnp
 from freqprior.models.layers import HIGHEST
 
 NUM_VALUES = 256
+HIGH = jax.lax.Precision.HIGH
+
+# Matmul precision of each product per backend; others (CPU: float32 at any precision) HIGHEST.
+# Each keeps the mean |change| of the per-subpixel log-likelihood against float32 under 1e-3
+# bits/dim; measured by benchmarks/heads_precision.py (cifar100-sized heads, at init and fitted;
+# worst of both, bits/dim) for a TPU's DEFAULT (one bf16 pass) and HIGH (bf16x3), and TF32 (what
+# GPUs run at DEFAULT and at HIGH).
+PRECISION = {
+    'categorical/features': {'tpu': HIGH},  # bf16 1.3e-2, bf16x3 2.2e-5, TF32 1.6e-3
+    'categorical/hidden': {'tpu': HIGH, 'gpu': HIGH},  # bf16 4.0e-3, bf16x3 1.0e-5, TF32 5.0e-4
+    'categorical/out': {'tpu': HIGH},  # bf16 1.5e-2, bf16x3 3.3e-5, TF32 1.9e-3
+    'logistic_mixture/hidden': {'tpu': HIGH},  # bf16 1.7e-2, bf16x3 3.3e-5, TF32 2.2e-3
+    'logistic_mixture/out': {'tpu': HIGH},  # bf16 2.6e-2, bf16x3 4.4e-5, TF32 3.3e-3
+}
+
+
+def precision(product: str, backend: Optional[str] = None) -> jax.lax.Precision:
+  """The matmul precision of a head's product ('categorical/out', ...) on `backend` (default:
+  JAX's default backend)."""
+  return PRECISION[product].get(backend or jax.default_backend(), HIGHEST)
 
 
 def to_unit_range(images: jnp.ndarray) -> jnp.ndarray:
@@ -36,11 +58,13 @@ class CategoricalHead(nn.Module):
     features_BHWF = features_BHWF.astype(jnp.float32)
     table_CKD = self.param('embed', nn.initializers.normal(1.0), (c, NUM_VALUES, d))
     e_BHWCD = table_CKD[jnp.arange(c), images_BHWC.astype(jnp.int32)]
-    z_BHWCD = (nn.Dense(d, precision=HIGHEST, name='features')(features_BHWF)[..., None, :]
+    dense = nn.Dense(d, precision=precision('categorical/features'), name='features')
+    z_BHWCD = (dense(features_BHWF)[..., None, :]
                + exclusive_channel_sum(e_BHWCD)
                + self.param('channel_bias', nn.initializers.normal(1.0), (c, d)))
-    hidden_BHWCD = nn.elu(_per_channel_dense(self, 'hidden', nn.elu(z_BHWCD), d))
-    return _per_channel_dense(self, 'out', hidden_BHWCD, NUM_VALUES)
+    hidden_BHWCD = nn.elu(_per_channel_dense(self, 'hidden', nn.elu(z_BHWCD), d,
+                                             precision('categorical/hidden')))
+    return _per_channel_dense(self, 'out', hidden_BHWCD, NUM_VALUES, precision('categorical/out'))
 
   def __call__(self, features_BHWF, images_BHWC):
     """-> log p(x_c | x_<c, earlier pixels), [B, H, W, C] float32."""
@@ -48,13 +72,13 @@ class CategoricalHead(nn.Module):
     return jnp.take_along_axis(logp_BHWCK, images_BHWC.astype(jnp.int32)[..., None], -1)[..., 0]
 
 
-def _per_channel_dense(module, name, x_BHWCD, features):
+def _per_channel_dense(module, name, x_BHWCD, features, matmul_precision):
   """A separate dense layer for each target channel."""
   c, d = x_BHWCD.shape[-2:]
   kernel = module.param(f'{name}_kernel', nn.initializers.lecun_normal(batch_axis=(0,)),
                         (c, d, features))
   bias = module.param(f'{name}_bias', nn.initializers.zeros, (c, features))
-  return jnp.einsum('...cd,cdf->...cf', x_BHWCD, kernel, precision=HIGHEST) + bias
+  return jnp.einsum('...cd,cdf->...cf', x_BHWCD, kernel, precision=matmul_precision) + bias
 
 
 def log_one_minus_exp(log_w):
@@ -165,9 +189,10 @@ class LogisticMixtureHead(nn.Module):
     """-> (mixture logits [B,H,W,M], means [..., C, M], log scales [..., C, M], coeffs [..., P, M])."""
     c, m = self.channels, self.num_mixtures
     num_coeffs = c * (c - 1) // 2
-    hidden = nn.elu(nn.Dense(self.width, precision=HIGHEST, name='hidden')(
-        nn.elu(features_BHWF.astype(jnp.float32))))
-    raw = nn.Dense(m * (1 + 2 * c + num_coeffs), precision=HIGHEST, name='out')(hidden)
+    hidden = nn.elu(nn.Dense(self.width, precision=precision('logistic_mixture/hidden'),
+                             name='hidden')(nn.elu(features_BHWF.astype(jnp.float32))))
+    raw = nn.Dense(m * (1 + 2 * c + num_coeffs), precision=precision('logistic_mixture/out'),
+                   name='out')(hidden)
     raw = raw.reshape(*raw.shape[:-1], 1 + 2 * c + num_coeffs, m)
     logit_pi = raw[..., 0, :]
     means = raw[..., 1:1 + c, :]
