@@ -26,8 +26,7 @@ def cached_features(model, params, images_BHWC, labels_B=None, tokens_BT=None):
     stepper = cached.Stepper(m.settings, m.variables['params']['backbone'], cond_BD,
                              (height, width, channels), text)
     state = stepper.init_state(batch)
-    x_pad = jnp.pad(heads_lib.to_unit_range(images_BHWC).astype(stepper.dtype),
-                    ((0, 0), (2, 0), (1, 1), (0, 0)))
+    x_pad = stepper.pad_image(heads_lib.to_unit_range(images_BHWC).astype(stepper.dtype))
     pixels = []
     for i in range(height):
       v_rows, h_above, state = stepper.row(i, x_pad, state)
