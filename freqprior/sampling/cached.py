@@ -4,9 +4,10 @@ The vertical stack is advanced once per row (its row i depends on image rows < i
 horizontal stack once per pixel. Every shifted convolution keeps the input rows it still needs:
 a 'down' conv of the vertical stack the kh-1 rows above, a 'down_right' conv of the horizontal
 stack the kh-1 rows above plus the current row so far. Each frequency prior keeps its normalised
-input history and produces the new row (vertical: per-row rFFTs combined by one row of the same
-lower-triangular Toeplitz product as the full filter) or pixel (horizontal: one row of its masked
-Toeplitz product) from it, so no step runs an FFT of the whole image.
+input history and produces the new row (vertical: the rows' spectra combined by one row of the
+same lower-triangular Toeplitz product as the full filter, through the full filter's own
+functions) or pixel (horizontal: one row of its masked Toeplitz product) from it, so no step
+runs a DFT of the whole image.
 
 Per-position modules (LayerNorm, Dense, the gates) are the model's own Flax classes applied to
 the model's own parameter subtrees (the scanned block groups unstacked per block), and the prior
@@ -66,7 +67,8 @@ class Stepper:
 
   Rows are [B, 1, W, F] and pixels [B, 1, 1, F], so per-position modules see rank-4 inputs as in
   the full model. `state` is a dict of caches: v_conv / h_conv (per block, conv_in and conv_out
-  inputs), v_hist (per prior block, rFFTs of its normalised input rows, [B, H, W+1, F]) and
+  inputs), v_hist (per prior block, packed spectra of its normalised input rows, [W, F, H, 2, B]
+  as `prior_lib.row_spectrum` lays them out) and
   h_hist (per prior block, its normalised inputs along the current row, [B, W, F]).
   """
 
@@ -86,7 +88,7 @@ class Stepper:
             for stack in ('vertical', 'horizontal') for b in self.prior_blocks}
     self.cond_BD = cond_BD
     self.start_cond_B2F = self._dense('start_cond', 2 * self.width)(cond_BD)
-    self.v_taps_f = {b: prior_lib.vertical_taps_f(taps[f'v_prior{b}'], self.image_width)
+    self.v_taps_f = {b: prior_lib.taps_spectrum(taps[f'v_prior{b}'], self.image_width)
                      for b in self.prior_blocks}
     self.h_taps = {b: taps[f'h_prior{b}'] for b in self.prior_blocks}
 
@@ -153,8 +155,8 @@ class Stepper:
                 w + self._sub(f'h_block{b}/{n}/conv')['kernel'].shape[1] - 1, f)
           for n in ('conv_in', 'conv_out')))
     return {'v_conv': v_conv, 'h_conv': h_conv,
-            'v_hist': {b: jnp.zeros((batch, self.height, w + 1, self.v_taps_f[b].shape[-1]),
-                                    jnp.complex64) for b in self.prior_blocks},
+            'v_hist': {b: jnp.zeros((w, self.v_taps_f[b].shape[1], self.height, 2, batch),
+                                    jnp.float32) for b in self.prior_blocks},
             'h_hist': {b: jnp.zeros((batch, w, self.h_taps[b].shape[-1]), jnp.float32)
                        for b in self.prior_blocks}}
 
@@ -207,13 +209,12 @@ class Stepper:
     y, hist = y_fn(u)
     return self._dense(f'{path}/predict', x.shape[-1])(y.astype(self.dtype)), hist
 
-  def _vertical_filter(self, b, i, hist_BHXF, u_B1WF):
-    width = self.image_width
-    hist_BHXF = jax.lax.dynamic_update_slice_in_dim(
-        hist_BHXF, jnp.fft.rfft(u_B1WF, n=2 * width, axis=2), i, axis=1)
-    y_f = jnp.einsum('rwc,brwc->bwc', toeplitz_row(self.v_taps_f[b], self.height, i), hist_BHXF,
-                     precision=layers.HIGHEST)
-    return jnp.fft.irfft(y_f[:, None], n=2 * width, axis=2)[:, :, :width], hist_BHXF
+  def _vertical_filter(self, b, i, hist_KFRPB, u_B1WF):
+    # Rows below i are still zeros; row i of the Toeplitz product gives them exact zeros anyway.
+    hist_KFRPB = jax.lax.dynamic_update_slice_in_dim(hist_KFRPB, prior_lib.row_spectrum(u_B1WF),
+                                                     i, axis=2)
+    products = prior_lib.combine_rows(self.v_taps_f[b], hist_KFRPB, row=i)
+    return prior_lib.row_signal(products), hist_KFRPB
 
   def _horizontal_filter(self, b, j, hist_BWF, u_B11F):
     # Entries right of j still hold the previous row; row j of the Toeplitz matrix zeroes them.
