@@ -76,7 +76,7 @@ def causal_filter(x_BHWC: jnp.ndarray, taps: jnp.ndarray, stack: str,
     z_KCHPB = row_spectrum(x_BHWC, method)
     return row_signal(combine_rows(taps_spectrum(taps, width), z_KCHPB), method)
   if stack == 'horizontal':
-    return jnp.einsum('cjk,bikc->bijc', toeplitz(taps.T, width), x_BHWC, precision=HIGHEST)
+    return jnp.einsum('cjk,bikc->bijc', causal_toeplitz(taps.T), x_BHWC, precision=HIGHEST)
   raise ValueError(f'unknown stack {stack!r}')
 
 
@@ -197,16 +197,6 @@ def causal_toeplitz(s_XN: jnp.ndarray, row: Optional[jnp.ndarray] = None) -> jnp
     return jax.lax.dynamic_slice_in_dim(l_XL, n - 1 - row, n, axis=-1)[..., None, :]
   tiled = jnp.broadcast_to(l_XL[..., None, :], (*lead, n, 2 * n)).reshape(*lead, 2 * n * n)
   return tiled[..., :n * (2 * n - 1)].reshape(*lead, n, 2 * n - 1)[..., n - 1:]
-
-
-def toeplitz(taps_XN: jnp.ndarray, n: int) -> jnp.ndarray:
-  """[..., i, r] = taps[..., i - r] for r <= i, exactly 0 otherwise (last axis of taps: the lag).
-
-  One static gather and a mask: a graph of constant size whatever n (its gradient is one
-  scatter-add)."""
-  lag_NN = np.arange(n)[:, None] - np.arange(n)[None, :]
-  gathered = jnp.take(taps_XN, np.maximum(lag_NN, 0), axis=-1)
-  return jnp.where(lag_NN >= 0, gathered, jnp.zeros((), taps_XN.dtype))
 
 
 def tap_offsets(stack: str, height: int, width: int) -> jnp.ndarray:

@@ -51,13 +51,6 @@ def capture(model, labels_B: Optional[jnp.ndarray], image_shape: tuple[int, int,
   return found['cond_BD'], found['text']
 
 
-def toeplitz_row(taps_N: jnp.ndarray, n: int, i: jnp.ndarray) -> jnp.ndarray:
-  """Row i of `prior_lib.toeplitz(taps_N, n)`: taps[i - r] for r <= i, exactly 0 otherwise."""
-  lag_N = i - jnp.arange(n)
-  mask = (lag_N >= 0).reshape(n, *(1,) * (taps_N.ndim - 1))
-  return jnp.where(mask, taps_N[jnp.clip(lag_N, 0, n - 1)], 0)
-
-
 # per-example [B, F] -> [B, 1, 1, F], against rows [B, 1, W, F] and pixels [B, 1, 1, F]
 _expand = functools.partial(layers.expand_to_rank, rank=4)
 
@@ -219,8 +212,8 @@ class Stepper:
   def _horizontal_filter(self, b, j, hist_BWF, u_B11F):
     # Entries right of j still hold the previous row; row j of the Toeplitz matrix zeroes them.
     hist_BWF = jax.lax.dynamic_update_slice_in_dim(hist_BWF, u_B11F[:, 0], j, axis=1)
-    y_BF = jnp.einsum('kc,bkc->bc', toeplitz_row(self.h_taps[b], self.image_width, j), hist_BWF,
-                      precision=layers.HIGHEST)
+    y_BF = jnp.einsum('ck,bkc->bc', prior_lib.causal_toeplitz(self.h_taps[b].T, j)[:, 0],
+                      hist_BWF, precision=layers.HIGHEST)
     return _expand(y_BF), hist_BWF
 
   def row(self, i, x_pad, state: dict):
