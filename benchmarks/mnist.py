@@ -6,17 +6,20 @@
 For each seed, configs/mnist.py as shipped (`prior`) and with the prior off, widened to the same
 parameter count within 2% (`no_prior`), trained for the same steps; for each run the test
 bits/dim of its best-validation checkpoint, overall and by row band (top, middle, bottom third
-of the image), so a reader can see which pixels the global filter helps. Then the train-step
-time of both variants (timed alternately), and class_accuracy: a logistic regression trained on
-the 784 pixels of the training split labels `--samples_per_class` class-conditional samples of
-each digit from the prior model of seed 0, at each guidance scale. The last line is JSON. About 15 minutes per run on
-2 CPU cores.
+of the image), so a reader can see which pixels the global filter helps, and the run's wall
+time (training and evaluations) with the load average it ran under. Then the train-step time
+of both variants (timed alternately), and class_accuracy: a logistic regression trained on the
+784 pixels of the training split labels `--samples_per_class` class-conditional samples of each
+digit from the prior model of seed 0, at each guidance scale. The last line is JSON. About 15
+minutes per run on 2 CPU cores.
 """
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
+import time
 
 import jax
 import numpy as np
@@ -102,8 +105,12 @@ def main():
       config.seed = seed
       config.eval.samples = False
       workdir = f'{args.workdir}/{name}_seed{seed}'
+      start = time.perf_counter()
       record = train.train_and_evaluate(config, workdir)
+      # Training plus its evaluations end to end, and the load it ran under (2 = both cores).
+      wall_s, load = time.perf_counter() - start, os.getloadavg()[1]
       runs[name].append({'bpd': record['bpd'], 'step': record['step'],
+                         'wall_s': round(wall_s, 1), 'load_5min': round(load, 2),
                          **band_bpd(config, workdir)})
       print(name, seed, runs[name][-1], flush=True)
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from freqprior import models
+from freqprior.models import pixelcnn
 from freqprior.models.causality import causality_deviation
 from tests.conftest import tiny_config
 
@@ -128,3 +129,18 @@ def test_no_blind_spot(prior, num_blocks):
   past = np.tril(np.ones_like(dependence, bool), k=-1)
   relative = dependence / dependence.max()
   assert relative[past].min() > 1e-7, np.argwhere(past & (relative <= 1e-7))[:5]
+
+
+def test_block_scan_is_one_scan_in_the_jaxpr_and_straight_line_on_cpu(monkeypatch):
+  """XLA:CPU runs convolution gradients inside a while loop an order of magnitude slower, so
+  its program unrolls the scanned blocks; the jaxpr keeps one scan (a small graph)."""
+  config = tiny_config(num_blocks=4)
+  model = models.build_model(config)
+  images, labels = models.dummy_inputs(config, 2)
+  params = model.init(jax.random.key(0), images, labels)['params']
+  grad = jax.grad(lambda p: model.apply({'params': p}, images, labels).sum())
+  assert str(jax.make_jaxpr(grad)(params)).count('scan[') == 2  # forward and its transpose
+  lowered = lambda: jax.jit(lambda p: grad(p)).lower(params).as_text()  # traced anew
+  assert 'while' not in lowered()
+  monkeypatch.setattr(pixelcnn, 'UNROLLED_BACKENDS', ())
+  assert 'while' in lowered()

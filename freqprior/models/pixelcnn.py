@@ -204,6 +204,13 @@ class BlockGroup(nn.Module):
     return (v_BHWF.astype(carry[0].dtype), h_BHWF.astype(carry[1].dtype)), None
 
 
+# XLA:CPU runs convolutions inside a while loop, their gradients above all, an order of magnitude
+# slower than the same convolutions outside one (jax-ml/jax#12868; 12x for the digits and MNIST
+# train steps), so there the scan is unrolled when lowered: the jaxpr, the parameters and the
+# checkpoints are the same on every backend, only XLA:CPU's program grows with depth.
+UNROLLED_BACKENDS = ('cpu',)
+
+
 def scanned_groups(settings: BackboneSettings):
   """BlockGroup scanned over num_blocks / period groups: the graph holds one group whatever the
   depth; parameters gain a leading [groups] axis. Optionally rematerialised (settings.remat)."""
@@ -211,8 +218,10 @@ def scanned_groups(settings: BackboneSettings):
   if settings.remat != 'none':
     policy = None if settings.remat == 'full' else getattr(jax.checkpoint_policies, settings.remat)
     group = nn.remat(group, policy=policy, prevent_cse=False)  # scan already keeps CSE apart
+  groups = settings.num_blocks // settings.period
   return nn.scan(group, variable_axes={'params': 0}, split_rngs={'params': True, 'dropout': True},
-                 in_axes=(nn.broadcast, nn.broadcast), length=settings.num_blocks // settings.period)
+                 in_axes=(nn.broadcast, nn.broadcast), length=groups,
+                 unroll=groups if jax.default_backend() in UNROLLED_BACKENDS else 1)
 
 
 class Backbone(nn.Module):
