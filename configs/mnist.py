@@ -2,9 +2,9 @@
 
 Command:  python main.py --config=configs/mnist.py --workdir=/tmp/mnist
 Model:    393K parameters, the frequency prior in blocks 2, 5.
-Hardware: 2 CPU cores, no download; 0.74 s per step, about 14 minutes for the 1,100 steps.
-Expected: test bits/dim 1.119 (measured 2026-12-02; the target of 1.00 is not reached); with
-          guidance 2.0, 90% of class-conditional samples are read as their class.
+Hardware: 2 CPU cores, no download; 12 minutes for the 1,100 steps and evaluations.
+Expected: test bits/dim 1.119 (measured 2026-12-03; the target of 1.00 is not reached); with
+          guidance 2.0, 92% of class-conditional samples are read as their class.
 """
 from configs import common
 
@@ -37,5 +37,5 @@ def get_config():
   config.eval.batch_size = 500
   config.sample.num_images = 30
   config.sample.batch_size = 30
-  config.sample.guidance_scale = 2.0  # 90% of samples read as their class, against 70% unguided
+  config.sample.guidance_scale = 2.0  # 92% of samples read as their class, against 71% unguided
   return config
