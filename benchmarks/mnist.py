@@ -35,19 +35,20 @@ import train_throughput  # pylint: disable=g-import-not-at-top
 BANDS = {'top': slice(0, 9), 'middle': slice(9, 19), 'bottom': slice(19, 28)}
 
 
-def band_bpd(config, workdir: str) -> dict[str, float]:
-  """Test bits/dim of the run's best checkpoint (EMA parameters) in each row band."""
+def split_bpd(config, workdir: str, split: str = 'test') -> dict[str, float]:
+  """Bits/dim of the run's best checkpoint (EMA parameters) on `split`: 'all', and each row band."""
   params, _ = sample.restore_params(config, workdir)
   model = models.build_model(config)
   apply = jax.jit(lambda p, x, y: model.apply({'params': p}, x, y))
   nats_H, count = np.zeros(config.dataset.image_size), 0
-  for batch in data.eval_batches(config, 'test'):
+  for batch in data.eval_batches(config, split):
     logp_BHWC = np.asarray(apply(params, batch['image'], batch['label']))[batch['mask']]
     nats_H -= logp_BHWC.sum(axis=(0, 2, 3))
     count += len(logp_BHWC)
   per_row = config.dataset.image_size * config.dataset.channels * count * math.log(2.0)
-  return {name: float(nats_H[rows].sum() / (per_row * len(nats_H[rows])))
-          for name, rows in BANDS.items()}
+  bands = {name: float(nats_H[rows].sum() / (per_row * len(nats_H[rows])))
+           for name, rows in BANDS.items()}
+  return {'all': float(nats_H.sum() / (per_row * len(nats_H))), **bands}
 
 
 def class_accuracy(config, workdir: str, per_class: int, scales: list[float]
@@ -111,7 +112,8 @@ def main():
       wall_s, load = time.perf_counter() - start, os.getloadavg()[1]
       runs[name].append({'bpd': record['bpd'], 'step': record['step'],
                          'wall_s': round(wall_s, 1), 'load_5min': round(load, 2),
-                         **band_bpd(config, workdir)})
+                         **{band: bpd for band, bpd in split_bpd(config, workdir).items()
+                            if band in BANDS}})
       print(name, seed, runs[name][-1], flush=True)
 
   stats = lambda xs: {'mean': statistics.mean(xs),
