@@ -2,9 +2,10 @@
 
 Command:  python main.py --config=configs/mnist.py --workdir=/tmp/mnist
 Model:    393K parameters, the frequency prior in blocks 2, 5.
-Hardware: 2 CPU cores, no download; 12 minutes for the 1,100 steps and evaluations.
-Expected: test bits/dim 1.119 (measured 2026-12-03; the target of 1.00 is not reached); with
-          guidance 2.0, 92% of class-conditional samples are read as their class.
+Hardware: 2 CPU cores, no download; 12-16 minutes for the 1,100 steps and evaluations.
+Expected: test bits/dim 1.119 (measured 2026-12-03 and 2026-12-04); the target of 1.00 is not
+          reached (4x the steps reach 1.063, docs/RESULTS.md); with guidance 2.0, 92% of
+          class-conditional samples are read as their class.
 """
 from configs import common
 
