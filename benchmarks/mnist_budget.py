@@ -20,7 +20,6 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 
 sys.path.insert(0, '.')
 sys.path.insert(0, 'benchmarks')
@@ -31,6 +30,7 @@ import mnist as mnist_benchmark  # pylint: disable=g-import-not-at-top
 
 def validation_curve(workdir: str) -> dict[int, float]:
   """{step: validation bits/dim} from the run's TensorBoard events."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # only once training is done
   curve = {}
   for path in tf.io.gfile.glob(os.path.join(workdir, 'events.out.tfevents.*')):
     for event in tf.compat.v1.train.summary_iterator(path):
