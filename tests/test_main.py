@@ -56,9 +56,10 @@ def _snapshot(path) -> dict:
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
-  """(workdir, the finished CompletedProcess) of a 2-step run that logs every step."""
+  """(workdir, the finished CompletedProcess) of a 2-step run that logs every step, building
+  the digits into a fresh data_dir so that its first line is always the first-use notice."""
   workdir = tmp_path_factory.mktemp('trained')
-  out = _main(workdir)
+  out = _main(workdir, f'--config.dataset.data_dir={tmp_path_factory.mktemp("data")}')
   assert out.returncode == 0, out.stderr[-3000:]
   return workdir, out
 
@@ -70,7 +71,9 @@ def trained_workdir(trained):
 
 def test_a_run_prints_config_model_progress_evals_and_the_record_last(trained):
   workdir, out = trained
-  lines = out.stdout.strip().splitlines()
+  first_use, *lines = out.stdout.strip().splitlines()
+  assert re.fullmatch(r'dataset: wrote sklearn_digits to /\S+/sklearn_digits \(first use\)',
+                      first_use), first_use
   assert lines[0] == f'config: {workdir / "config.json"} (all keys: --mode=show_config)'
   assert re.fullmatch(r"model: [0-9,]+ parameters; data: digits \(1300 train, 297 test, 200 "
                       r"validation images\); mesh \{'data': 1, 'fsdp': 1\}; starting at step 0 "
