@@ -3,14 +3,14 @@
   python benchmarks/mnist_budget.py [--budgets=1,2,4] [--seed=0] [--workdir=/tmp/fp-mnist-budget]
       [--config.model.head=logistic_mixture ...]
 
-For each k, configs/mnist.py as shipped but for k x 1,100 steps (the cosine schedule stretched
+For each k, configs/mnist.py as shipped but for k times its steps (the cosine schedule stretched
 to the new length; evaluations every 550 steps as shipped): the validation bits/dim at each
 evaluation, and for the best-validation checkpoint the bits/dim of the training images it
 learned from (the generalisation gap) and of the test split, with the run's wall time and the
 load it ran under. `--config.KEY=VALUE` changes a setting as in main.py, for choosing it by
 validation at an equal budget. Then a fit of test bits/dim against log2(steps) across the budgets and the
-steps it puts at 1.00 bits/dim, if it falls that far. The last line is JSON. About 12 minutes
-per 1,100 steps on 2 CPU cores: 84 for the default budgets.
+steps it puts at 1.00 bits/dim, if it falls that far. The last line is JSON. About 15 minutes
+per 2,200 steps of batch 16 on 2 CPU cores: 105 for the default budgets.
 """
 import json
 import os
