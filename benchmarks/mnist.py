@@ -10,7 +10,7 @@ of the image), so a reader can see which pixels the global filter helps, and the
 time (training and evaluations) with the load average it ran under. Then the train-step time
 of both variants (timed alternately), and class_accuracy: a logistic regression trained on the
 784 pixels of the training split labels `--samples_per_class` class-conditional samples of each
-digit from the prior model of seed 0, at each guidance scale. The last line is JSON. 12-18
+digit from the prior model of seed 0, at each guidance scale. The last line is JSON. 15-20
 minutes per run on 2 CPU cores (the prior-off model is the slower).
 """
 import argparse
