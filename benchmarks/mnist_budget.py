@@ -8,9 +8,10 @@ to the new length; evaluations every 550 steps as shipped): the validation bits/
 evaluation, and for the best-validation checkpoint the bits/dim of the training images it
 learned from (the generalisation gap) and of the test split, with the run's wall time and the
 load it ran under. `--config.KEY=VALUE` changes a setting as in main.py, for choosing it by
-validation at an equal budget. Then a fit of test bits/dim against log2(steps) across the budgets and the
-steps it puts at 1.00 bits/dim, if it falls that far. The last line is JSON. About 15 minutes
-per 2,200 steps of batch 16 on 2 CPU cores: 105 for the default budgets.
+validation at an equal budget. Then a fit of test bits/dim against log2(steps) across the
+budgets and the steps it puts at 1.00 bits/dim, if it falls that far. The last line is JSON.
+About 15 minutes per 2,200 steps of batch 16 on 2 CPU cores, so about 105 for the default
+budgets (7 times that).
 """
 import json
 import os

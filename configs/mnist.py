@@ -18,7 +18,7 @@ def get_config():
   config.eval_every_steps = 550
   config.checkpoint_every_steps = 550
   config.log_every_steps = 50
-  config.batch_size = 16  # the same time per image as 32 on CPU, and twice the updates
+  config.batch_size = 16  # about the time per image of batch 32 on CPU, twice the updates
   config.dataset.name = 'mnist'
   config.dataset.image_size = 28
   config.dataset.channels = 1
