@@ -8,7 +8,7 @@ Expected: test bits/dim 1.095 (measured 2026-12-07); the target of 1.00 is not r
           their class. Chosen on validation at this budget: batch 16 at learning rate 6e-3,
           1.089 (batch 32 for half the steps: 1.095 at 6e-3, 1.114 at 2e-3); the categorical
           head (the logistic mixture: 1.209, at batch 32 and 2e-3); one resolution (a
-          3-level U-Net at the same wall time: 1.093).
+          U-Net of 3 or 2 levels at the same wall time: 1.093, 1.094).
 """
 from configs import common
 
