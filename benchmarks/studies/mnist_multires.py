@@ -25,6 +25,7 @@ backbone only) and its validation bits/dim at each evaluation, to set against th
 config's 1.1252, 1.1028, 1.0931, 1.0890 (docs/RESULTS.md). The last line is JSON.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -40,8 +41,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import mnist  # pylint: disable=g-import-not-at-top
 from freqprior import models, train  # pylint: disable=g-import-not-at-top
-from freqprior.models import causality, heads, layers, pixelcnn  # pylint: disable=g-import-not-at-top
-from freqprior.models import prior as prior_lib  # pylint: disable=g-import-not-at-top
+from freqprior.models import causality, heads  # pylint: disable=g-import-not-at-top
+from freqprior.models import layers, pixelcnn  # pylint: disable=g-import-not-at-top
 import mnist_budget  # pylint: disable=g-import-not-at-top
 import train_throughput  # pylint: disable=g-import-not-at-top
 
@@ -56,21 +57,13 @@ class UNetBackbone(pixelcnn.Backbone):
   levels: int = 3
   blocks_per_level: int = 2
 
-  def stage(self, v_BHWF, h_BHWF, cond_BD, name: str, with_prior: bool, train: bool):
-    s = self.s
-    for k in range(self.blocks_per_level):
-      v_BHWF = pixelcnn.GatedResidual(s.width, (2, 3), 'down', s.dropout, s.dtype,
-                                      name=f'{name}_v{k}')(v_BHWF, cond_BD, train=train)
-      last = with_prior and k == self.blocks_per_level - 1
-      if last:
-        v_BHWF = v_BHWF + prior_lib.FrequencyPrior('vertical', s.prior_kernel, s.prior_channels,
-                                                   s.dtype, name=f'{name}_v_prior')(v_BHWF)
-      h_BHWF = pixelcnn.GatedResidual(s.width, (2, 2), 'down_right', s.dropout, s.dtype,
-                                      name=f'{name}_h{k}')(h_BHWF, cond_BD, v_BHWF, train=train)
-      if last:
-        h_BHWF = h_BHWF + prior_lib.FrequencyPrior('horizontal', s.prior_kernel, s.prior_channels,
-                                                   s.dtype, name=f'{name}_h_prior')(h_BHWF)
-    return v_BHWF, h_BHWF
+  def stage(self, v_BHWF, h_BHWF, cond_BD, text, name: str, with_prior: bool, train: bool):
+    """blocks_per_level of the model's own gated blocks, the prior after the last if asked."""
+    n = self.blocks_per_level
+    settings = dataclasses.replace(self.s, num_blocks=n,
+                                   prior_blocks=(n - 1,) if with_prior else ())
+    return pixelcnn.scanned_groups(settings)(settings, train, name=name)(
+        (v_BHWF, h_BHWF), cond_BD, text)[0]
 
   def down(self, v_BHWF, h_BHWF, level: int):
     """Stride-2 causal convs: the vertical stack's rows 2i-1, 2i; the horizontal's 2x2 up-left."""
@@ -83,23 +76,12 @@ class UNetBackbone(pixelcnn.Backbone):
   @nn.compact
   def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
     s = self.s
-    batch = x_BHWC.shape[0]
-    if train and s.cond_dropout > 0:
-      labels_B, tokens_BT = self.drop_conditioning(labels_B, tokens_BT, batch)
-    cond_BD = self.context(labels_B, batch)
-    x_BHWC = x_BHWC.astype(s.dtype)
-    start_cond_B2F = nn.Dense(2 * s.width, dtype=s.dtype, name='start_cond')(cond_BD)
-    start = lambda stack, x_BHWF: pixelcnn.add_start(
-        stack, x_BHWF, self.param(f'{stack}_start', nn.initializers.normal(1.0), (s.width,)),
-        start_cond_B2F, self.position_embedding(stack, x_BHWC.shape[1:3]), s.dtype)
-    term = lambda name: self.input_term(name, x_BHWC)
-    v_BHWF = start('v', term('v_in'))
-    h_BHWF = start('h', term('h_in_above') + term('h_in_left'))
+    cond_BD, text, v_BHWF, h_BHWF = self.start_stacks(x_BHWC, labels_B, train, tokens_BT)
     skips = []
     for level in range(self.levels):
       if level:
         v_BHWF, h_BHWF = self.down(v_BHWF, h_BHWF, level)
-      v_BHWF, h_BHWF = self.stage(v_BHWF, h_BHWF, cond_BD, f'down{level}', level == 0, train)
+      v_BHWF, h_BHWF = self.stage(v_BHWF, h_BHWF, cond_BD, text, f'down{level}', level == 0, train)
       skips.append((v_BHWF, h_BHWF))
     for level in reversed(range(self.levels)):
       v_skip, h_skip = skips[level]
@@ -107,7 +89,7 @@ class UNetBackbone(pixelcnn.Backbone):
         hw = v_skip.shape[1:3]
         v_BHWF = v_skip + nn.Dense(s.width, dtype=s.dtype, name=f'up{level}_v')(repeat2(v_BHWF, hw))
         h_BHWF = h_skip + nn.Dense(s.width, dtype=s.dtype, name=f'up{level}_h')(repeat2(h_BHWF, hw))
-      v_BHWF, h_BHWF = self.stage(v_BHWF, h_BHWF, cond_BD, f'up{level}', level == 0, train)
+      v_BHWF, h_BHWF = self.stage(v_BHWF, h_BHWF, cond_BD, text, f'up{level}', level == 0, train)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)
 
 

@@ -287,9 +287,9 @@ class Backbone(nn.Module):
       return None
     return self.param(f'{stack}_pos', nn.initializers.zeros, (*image_hw, self.s.width))
 
-  @nn.compact
-  def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
-    """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
+  def start_stacks(self, x_BHWC, labels_B, train: bool, tokens_BT):
+    """(context cond_BD, the encoded prompt or None, v_BHWF, h_BHWF): the stacks' inputs before
+    the first block, with the conditioning dropped and the input corrupted in training."""
     batch = x_BHWC.shape[0]
     if train and self.s.cond_dropout > 0:
       labels_B, tokens_BT = self.drop_conditioning(labels_B, tokens_BT, batch)
@@ -305,6 +305,12 @@ class Backbone(nn.Module):
     term = lambda name: self.input_term(name, x_BHWC)
     v_BHWF = start('v', term('v_in'))
     h_BHWF = start('h', term('h_in_above') + term('h_in_left'))
+    return cond_BD, text, v_BHWF, h_BHWF
+
+  @nn.compact
+  def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
+    """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
+    cond_BD, text, v_BHWF, h_BHWF = self.start_stacks(x_BHWC, labels_B, train, tokens_BT)
     (v_BHWF, h_BHWF), _ = scanned_groups(self.s)(self.s, train, name='blocks')(
         (v_BHWF, h_BHWF), cond_BD, text)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)
