@@ -144,3 +144,22 @@ def test_block_scan_is_one_scan_in_the_jaxpr_and_straight_line_on_cpu(monkeypatc
   assert 'while' not in lowered()
   monkeypatch.setattr(pixelcnn, 'UNROLLED_BACKENDS', ())
   assert 'while' in lowered()
+
+
+def test_initialisation_keeps_the_loop_and_draws_what_the_unrolled_loop_draws(monkeypatch):
+  """Initialising compiles every parameter's draw, so it compiles one group's, looped."""
+  config = tiny_config(num_blocks=3)
+  model = models.build_model(config)
+  init = lambda: jax.jit(lambda rng: models.init_params(model, config, rng))
+  unrolls = lambda: [eqn.params['unroll'] for eqn in jax.make_jaxpr(
+      lambda rng: models.init_params(model, config, rng))(jax.random.key(0)).eqns
+                     if eqn.primitive.name == 'scan']
+  assert unrolls() == [1]
+  looped = init()(jax.random.key(0))
+  scanned_groups = pixelcnn.scanned_groups
+  monkeypatch.setattr(pixelcnn, 'scanned_groups', lambda s, initializing: scanned_groups(s))
+  assert unrolls() == [3]
+  unrolled = init()(jax.random.key(0))
+  assert jax.tree.structure(looped) == jax.tree.structure(unrolled)
+  for a, b in zip(jax.tree.leaves(looped), jax.tree.leaves(unrolled)):
+    np.testing.assert_array_equal(a, b)

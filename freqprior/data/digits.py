@@ -5,7 +5,6 @@ the images ship inside scikit-learn. Built with the same writer as `freqprior.da
 """
 from etils import epath
 import numpy as np
-from sklearn import datasets as sk_datasets
 import tensorflow_datasets as tfds
 
 from freqprior.data import writer
@@ -16,6 +15,8 @@ NUM_TEST = 297
 
 def images_and_labels() -> tuple[np.ndarray, np.ndarray]:
   """All 1,797 digits: uint8 images [N, 8, 8, 1] in 0..255 and int labels [N]."""
+  # Imported here: scikit-learn takes 1.5 s to import and is only needed to build the dataset.
+  from sklearn import datasets as sk_datasets  # pylint: disable=g-import-not-at-top
   digits = sk_datasets.load_digits()
   images_NHW = np.round(digits.images * 255.0 / 16.0).astype(np.uint8)
   return images_NHW[..., None], digits.target.astype(np.int64)

@@ -208,10 +208,12 @@ class BlockGroup(nn.Module):
 # slower than the same convolutions outside one (jax-ml/jax#12868; 12x for the digits and MNIST
 # train steps), so there the scan is unrolled when lowered: the jaxpr, the parameters and the
 # checkpoints are the same on every backend, only XLA:CPU's program grows with depth.
+# Initialisation runs once and its cost is compiling every parameter's random draw, so it keeps
+# the loop everywhere: one group's initialisers compile once, not once per group.
 UNROLLED_BACKENDS = ('cpu',)
 
 
-def scanned_groups(settings: BackboneSettings):
+def scanned_groups(settings: BackboneSettings, initializing: bool = False):
   """BlockGroup scanned over num_blocks / period groups: the graph holds one group whatever the
   depth; parameters gain a leading [groups] axis. Optionally rematerialised (settings.remat)."""
   group = BlockGroup
@@ -221,7 +223,8 @@ def scanned_groups(settings: BackboneSettings):
   groups = settings.num_blocks // settings.period
   return nn.scan(group, variable_axes={'params': 0}, split_rngs={'params': True, 'dropout': True},
                  in_axes=(nn.broadcast, nn.broadcast), length=groups,
-                 unroll=groups if jax.default_backend() in UNROLLED_BACKENDS else 1)
+                 unroll=groups if (jax.default_backend() in UNROLLED_BACKENDS
+                                   and not initializing) else 1)
 
 
 class Backbone(nn.Module):
@@ -311,6 +314,7 @@ class Backbone(nn.Module):
   def __call__(self, x_BHWC, labels_B=None, train=False, tokens_BT=None):
     """x_BHWC: images scaled to [-1, 1]; tokens_BT: the prompt (tokenizer.tokenize)."""
     cond_BD, text, v_BHWF, h_BHWF = self.start_stacks(x_BHWC, labels_B, train, tokens_BT)
-    (v_BHWF, h_BHWF), _ = scanned_groups(self.s)(self.s, train, name='blocks')(
+    groups = scanned_groups(self.s, self.is_initializing())
+    (v_BHWF, h_BHWF), _ = groups(self.s, train, name='blocks')(
         (v_BHWF, h_BHWF), cond_BD, text)
     return nn.elu(nn.LayerNorm(dtype=jnp.float32, name='norm_out')(h_BHWF)).astype(jnp.float32)
