@@ -1,4 +1,5 @@
-"""Graph size and compile time of every shipped config's train step, eval step and sampler.
+"""Graph size and compile time of every shipped config's train step, eval step, initialiser and
+sampler.
 
   python benchmarks/compile.py [--configs=cifar100,imagenet64,...] [--dtypes=float32,bfloat16]
       [--batch_size=8] [--num_blocks=N] [--no_memory]
@@ -6,8 +7,8 @@
 For each config at full size (batch --batch_size) and compute dtype: the number of jaxpr
 equations of the train step (its gradient included; every sub-jaxpr counted, a scanned or
 looped body once), seconds to lower it, and XLA compile seconds of the train step, the eval
-step and the cached sampler (one image batch of --batch_size). Unless --no_memory, a
-subprocess with 8 fake CPU devices reports each config's per-device memory
+step, the initialiser and the cached sampler (one image batch of --batch_size). Unless
+--no_memory, a subprocess with 8 fake CPU devices reports each config's per-device memory
 (`compiled.memory_analysis()`) of the train step on the config's own mesh. --num_blocks
 overrides the depth (graph growth with depth). The last line is JSON.
 """
@@ -85,6 +86,7 @@ def measure(config) -> dict:
   _, train_compile_s = timed(lowered.compile)
   eval_lowered = setup.eval_step.lower(state.ema_params, eval_batch)
   _, eval_compile_s = timed(eval_lowered.compile)
+  _, init_compile_s = timed(setup.initializer.lower(jax.random.key(0)).compile)
   frozen = ml_collections.FrozenConfigDict({'model': config.model, 'dataset': config.dataset})
   key = jax.random.key(0)
   sampler = sample._compiled(frozen, 'cached', False, jax.random.key_impl(key))  # pylint: disable=protected-access
@@ -97,6 +99,7 @@ def measure(config) -> dict:
   return {'equations': count_equations(jaxpr.jaxpr), 'lower_s': round(lower_s, 2),
           'train_compile_s': round(train_compile_s, 2),
           'eval_compile_s': round(eval_compile_s, 2),
+          'init_compile_s': round(init_compile_s, 2),
           'sampler_compile_s': round(sampler_compile_s, 2)}
 
 

@@ -107,6 +107,7 @@ class Setup:
   batch_sharding: jax.sharding.NamedSharding
   train_step: Callable
   eval_step: Callable
+  initializer: Callable  # rng -> a fresh TrainState, born sharded
 
   @classmethod
   def create(cls, config: ml_collections.ConfigDict, devices=None) -> 'Setup':
@@ -131,14 +132,14 @@ class Setup:
     eval_step = jax.jit(make_eval_step(model, config),
                         in_shardings=(shardings.ema_params, eval_batch),
                         out_shardings=replicated)
+    initializer = jax.jit(lambda rng: state_lib.init_state(model, config, tx, rng),
+                          out_shardings=shardings)
     return cls(config, model, tx, mesh, abstract, shardings, batch_sharding, train_step,
-               eval_step)
+               eval_step, initializer)
 
   def init_state(self) -> state_lib.TrainState:
-    """A fresh state, born sharded (jit of the initialiser with out_shardings)."""
-    init = jax.jit(lambda rng: state_lib.init_state(self.model, self.config, self.tx, rng),
-                   out_shardings=self.state_shardings)
-    return init(jax.random.fold_in(jax.random.key(self.config.seed), 0))
+    """A fresh state from config.seed, born sharded."""
+    return self.initializer(jax.random.fold_in(jax.random.key(self.config.seed), 0))
 
   def rows(self, batch_size: int) -> tuple[int, int]:
     """The rows of a global batch that this process reads: those its devices hold."""
