@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqprior.models.layers import HIGHEST, drawn_flat
+from freqprior.models.layers import HIGHEST
 
 NUM_VALUES = 256
 HIGH = jax.lax.Precision.HIGH
@@ -56,7 +56,7 @@ class CategoricalHead(nn.Module):
     """-> logits_BHWCK (K = 256), float32."""
     c, d = self.channels, self.width
     features_BHWF = features_BHWF.astype(jnp.float32)
-    table_CKD = self.param('embed', drawn_flat(nn.initializers.normal(1.0)), (c, NUM_VALUES, d))
+    table_CKD = self.param('embed', nn.initializers.normal(1.0), (c, NUM_VALUES, d))
     e_BHWCD = table_CKD[jnp.arange(c), images_BHWC.astype(jnp.int32)]
     dense = nn.Dense(d, precision=precision('categorical/features'), name='features')
     z_BHWCD = (dense(features_BHWF)[..., None, :]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from freqprior import errors
-from freqprior.models.layers import HIGHEST, drawn_flat
+from freqprior.models.layers import HIGHEST
 
 # The row DFT per backend, 'fft' (jnp.fft) or 'matmul' (products with constant cos / sin
 # matrices, on the MXU / tensor cores), for rows up to MATMUL_DFT_MAX_WIDTH (2W <= 128; longer
@@ -243,7 +243,7 @@ class CausalTaps(nn.Module):
                                f'{self.parameterization!r}')
     shape = (height, 2 * width - 1, channels) if self.stack == 'vertical' else (width, channels)
     fan_in = math.prod(shape[:-1])
-    return self.param('kernel', drawn_flat(nn.initializers.normal(fan_in ** -0.5)), shape)
+    return self.param('kernel', nn.initializers.normal(fan_in ** -0.5), shape)
 
 
 class FrequencyPrior(nn.Module):
