@@ -40,8 +40,8 @@ def causal_padding(kernel: tuple[int, int], shift: str) -> tuple[tuple[int, int]
 def drawn_flat(init: Callable) -> Callable:
   """`init` drawing [prod(leading dims), last dim], reshaped: the same values (a draw is indexed
   by flat position, and a variance-scaling fan-in multiplies the leading dims either way), but
-  XLA:CPU compiles a rank-4 draw about 4x slower than a rank-2 one, and initialising a model is
-  mostly compiling its draws."""
+  XLA:CPU compiles a rank-4 draw about twice as slowly as a rank-2 one (benchmarks/compile.py,
+  draw_compile_s), and compiling a model's initialiser is mostly compiling its draws."""
   def init_flat(key, shape, dtype=jnp.float32):
     return init(key, (math.prod(shape[:-1]), shape[-1]), dtype).reshape(shape)
   return init_flat

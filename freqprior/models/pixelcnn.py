@@ -208,8 +208,8 @@ class BlockGroup(nn.Module):
 # slower than the same convolutions outside one (jax-ml/jax#12868; 12x for the digits and MNIST
 # train steps), so there the scan is unrolled when lowered: the jaxpr, the parameters and the
 # checkpoints are the same on every backend, only XLA:CPU's program grows with depth.
-# Initialisation runs once and its cost is compiling every parameter's random draw, so it keeps
-# the loop everywhere: one group's initialisers compile once, not once per group.
+# Initialisation runs once and its cost is mostly compiling the parameters' random draws, so it
+# keeps the loop everywhere: one group's initialisers compile once, not once per group.
 UNROLLED_BACKENDS = ('cpu',)
 
 
