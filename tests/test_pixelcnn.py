@@ -151,8 +151,9 @@ def test_initialisation_keeps_the_loop_and_draws_what_the_unrolled_loop_draws(mo
   config = tiny_config(prior=False, num_blocks=2)
   model = models.build_model(config)
   init = lambda: jax.jit(lambda rng: models.init_params(model, config, rng))  # traced anew
+  inputs = models.dummy_inputs(config)
   unrolls = lambda: [eqn.params['unroll'] for eqn in jax.make_jaxpr(
-      lambda rng: models.init_params(model, config, rng))(jax.random.key(0)).eqns
+      lambda rng: model.init(rng, *inputs))(jax.random.key(0)).eqns
                      if eqn.primitive.name == 'scan']
   assert unrolls() == [1]
   looped = init()(jax.random.key(0))

@@ -13,8 +13,10 @@ from freqprior.models.pixelcnn import PixelCNN
 
 
 def init_params(model: PixelCNN, config: ml_collections.ConfigDict, rng: jax.Array):
+  """The model's initial parameters, drawn by one compiled program (eagerly, every op of the
+  initialisation would compile and run on its own)."""
   images, labels = dummy_inputs(config)
-  return model.init(rng, images, labels)['params']
+  return jax.jit(model.init)(rng, images, labels)['params']
 
 
 def bits_per_dim(log_probs_BHWC: jnp.ndarray) -> jnp.ndarray:
@@ -28,8 +30,10 @@ def build_log_prob(config: ml_collections.ConfigDict, seed: int = 0) -> Callable
   natural-log likelihoods under a freshly initialised model built from `config`."""
   model = build_model(config)
   params = init_params(model, config, jax.random.key(seed))
-  apply = jax.jit(lambda images, labels, tokens: model.apply({'params': params}, images, labels,
-                                                              tokens_BT=tokens))
+  # The parameters as an argument, not constants: the compilation cache then serves a model of
+  # the same config built with another seed.
+  apply = jax.jit(lambda params, images, labels, tokens: model.apply(
+      {'params': params}, images, labels, tokens_BT=tokens))
 
   def log_prob(images, labels=None, prompts: Optional[Sequence[str]] = None):
     images = np.asarray(images)
@@ -37,6 +41,7 @@ def build_log_prob(config: ml_collections.ConfigDict, seed: int = 0) -> Callable
     check_labels(labels, images.shape[0], config)
     tokens = prompt_tokens(prompts, images.shape[0], config)
     labels = None if labels is None else jnp.asarray(labels, jnp.int32)
-    return apply(jnp.asarray(images), labels, None if tokens is None else jnp.asarray(tokens))
+    tokens = None if tokens is None else jnp.asarray(tokens)
+    return apply(params, jnp.asarray(images), labels, tokens)
 
   return log_prob
