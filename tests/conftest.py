@@ -18,6 +18,15 @@ from configs import cifar100, digits
 flags.FLAGS.mark_as_parsed()
 
 
+# The tiny digits run of the tests that launch main.py to train (each adds how often it saves and
+# logs, which the compiled programs do not depend on): one set of programs, compiled once and then
+# served by the compilation cache to every such run on the same number of devices.
+TINY_RUN = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model.head_width=16',
+            '--config.model.dropout=0.1', '--config.batch_size=16', '--config.eval.batch_size=64',
+            '--config.num_train_steps=60', '--config.eval_every_steps=60',
+            '--config.eval.samples=False']
+
+
 def tiny_config(rgb: bool = False, head: str = 'categorical', prior: bool = True,
                 size: int = 8, width: int = 16, num_blocks: int = 2, conditional: bool = True):
   config = (cifar100 if rgb else digits).get_config()

@@ -11,13 +11,11 @@ import time
 
 from configs import digits
 from freqprior import data
+from tests.conftest import TINY_RUN
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model.head_width=16',
-        '--config.batch_size=16', '--config.eval.batch_size=64', '--config.num_train_steps=4',
-        '--config.eval_every_steps=4', '--config.checkpoint_every_steps=2',
-        '--config.log_every_steps=2', '--config.eval.samples=False']
+TINY = [*TINY_RUN, '--config.checkpoint_every_steps=30', '--config.log_every_steps=30']
 
 
 def _free_port() -> int:
@@ -61,16 +59,16 @@ def test_two_processes_train_then_one_device_evaluates(tmp_path):
   assert 'process 1 of 2, 2 local of 4 devices' in outputs[1][0]  # each worker names itself
   trained = _last_json(outputs[0][0])  # only process 0 prints the record
   assert not [line for line in outputs[1][0].splitlines() if line.startswith('{')]
-  assert trained['step'] == 4 and trained['num_examples'] == 297
-  assert sorted(os.listdir(workdir / 'checkpoints')) == ['2', '4']
+  assert trained['step'] == 60 and trained['num_examples'] == 297
+  assert sorted(os.listdir(workdir / 'checkpoints')) == ['30', '60']
 
   cmd, env = _main(workdir, '--mode=eval', devices=1)
   out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-4000:]
   evaluated = _last_json(out.stdout)
-  assert evaluated['step'] == 4 and evaluated['num_examples'] == 297
+  assert evaluated['step'] == 60 and evaluated['num_examples'] == 297
   assert abs(evaluated['bpd'] - trained['bpd']) < 1e-4, (evaluated, trained)
-  assert json.loads((workdir / 'eval' / 'test_step4.json').read_text()) == evaluated
+  assert json.loads((workdir / 'eval' / 'test_step60.json').read_text()) == evaluated
 
 
 def test_global_batches_are_the_same_on_any_topology(tmp_path):
@@ -99,12 +97,9 @@ def test_global_batches_are_the_same_on_any_topology(tmp_path):
     assert record['train'] == records[0]['train'] and record['test'] == records[0]['test']
 
 
-RESUME_STEPS = 60
-RESUME = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model.head_width=16',
-          '--config.model.dropout=0.1', '--config.batch_size=16', '--config.eval.batch_size=64',
-          f'--config.num_train_steps={RESUME_STEPS}', '--config.checkpoint_every_steps=5',
-          f'--config.eval_every_steps={RESUME_STEPS}', '--config.log_every_steps=5',
-          '--config.dataset.random_flip=True', '--config.eval.samples=False']
+RESUME_STEPS = 60  # TINY_RUN's
+RESUME = [*TINY_RUN, '--config.checkpoint_every_steps=5', '--config.log_every_steps=5',
+          '--config.dataset.random_flip=True']
 
 
 def test_two_processes_stopped_then_resumed_on_one_equal_one_uninterrupted(tmp_path):

@@ -11,13 +11,12 @@ import time
 import jax
 import numpy as np
 
+from tests.conftest import TINY_RUN
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM_STEPS = 60
-FLAGS = ['--config=configs/digits.py', '--config.model.width=16', '--config.model.num_blocks=1',
-         '--config.model.head_width=16', '--config.model.dropout=0.1', '--config.batch_size=32',
-         f'--config.num_train_steps={NUM_STEPS}', '--config.checkpoint_every_steps=10',
-         '--config.eval_every_steps=60', '--config.log_every_steps=10',
-         '--config.dataset.validation_examples=100', '--config.eval.samples=False']
+NUM_STEPS = 60  # TINY_RUN's
+FLAGS = ['--config=configs/digits.py', *TINY_RUN, '--config.checkpoint_every_steps=10',
+         '--config.log_every_steps=10', '--config.dataset.validation_examples=100']
 
 
 def _command(workdir, *extra):
@@ -42,7 +41,7 @@ def _restore(workdir, step):
     *parents, leaf = key.split('.')
     for p in parents:
       node = node[p]
-    node[leaf] = type(node[leaf])(value)
+    node[leaf] = value == 'True' if isinstance(node[leaf], bool) else type(node[leaf])(value)
   setup = train.Setup.create(config, jax.devices()[:1])
   ckpt = checkpoint.Checkpoints(str(workdir), config, read_only=True)
   state = ckpt.restore(step, setup.abstract_state, setup.state_shardings)
