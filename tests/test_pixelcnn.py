@@ -107,7 +107,7 @@ def feature_dependence(config):
                          method=lambda m, x, y: m.backbone(x, y))
     return jnp.sum(f_BHWF[0] * jnp.linspace(0.5, 1.5, f_BHWF.shape[-1]), -1)
 
-  jac = jax.jacrev(features)(x[0, ..., 0])  # [i, j, i', j']
+  jac = jax.jit(jax.jacrev(features))(x[0, ..., 0])  # [i, j, i', j']
   return np.abs(np.asarray(jac)).reshape(size * size, size * size)
 
 
@@ -137,7 +137,7 @@ def test_block_scan_is_one_scan_in_the_jaxpr_and_straight_line_on_cpu(monkeypatc
   config = tiny_config(num_blocks=4)
   model = models.build_model(config)
   images, labels = models.dummy_inputs(config, 2)
-  params = model.init(jax.random.key(0), images, labels)['params']
+  params = models.init_params(model, config, jax.random.key(0))
   grad = jax.grad(lambda p: model.apply({'params': p}, images, labels).sum())
   assert str(jax.make_jaxpr(grad)(params)).count('scan[') == 2  # forward and its transpose
   lowered = lambda: jax.jit(lambda p: grad(p)).lower(params).as_text()  # traced anew
