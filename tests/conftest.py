@@ -18,13 +18,14 @@ from configs import cifar100, digits
 flags.FLAGS.mark_as_parsed()
 
 
-# The tiny digits run of the tests that launch main.py to train (each adds how often it saves and
-# logs, which the compiled programs do not depend on): one set of programs, compiled once and then
-# served by the compilation cache to every such run on the same number of devices.
+# The tiny digits run of the tests that launch main.py to train. Each adds only settings that the
+# compiled programs do not depend on (how often it saves and logs, the input pipeline), so the
+# programs compile once and the compilation cache serves them to every such run on as many devices.
+TINY_RUN_STEPS = 60
 TINY_RUN = ['--config.model.width=8', '--config.model.num_blocks=1', '--config.model.head_width=16',
             '--config.model.dropout=0.1', '--config.batch_size=16', '--config.eval.batch_size=64',
-            '--config.num_train_steps=60', '--config.eval_every_steps=60',
-            '--config.eval.samples=False']
+            f'--config.num_train_steps={TINY_RUN_STEPS}',
+            f'--config.eval_every_steps={TINY_RUN_STEPS}', '--config.eval.samples=False']
 
 
 def tiny_config(rgb: bool = False, head: str = 'categorical', prior: bool = True,

@@ -21,7 +21,7 @@ def test_cpu_smoke_prints_every_part_as_json():
   record = json.loads(run.stdout.strip().splitlines()[-1])
   assert set(record) == PARTS | {'device', 'num_devices', 'smoke', 'total_s'}
   assert record['smoke'] is True
-  assert {'cached_8_s', 'naive_8_s', 'speedup_8'} <= set(record['sampling'])
+  assert {'cached_2_s', 'naive_2_s', 'speedup_2'} <= set(record['sampling'])
   prior_dft = record['prior_dft']
   assert prior_dft['row_dft'] == {'8': 'matmul'}  # the CPU's choice
   assert {'fft_s', 'matmul_s', 'fft_over_matmul'} <= set(prior_dft['timings']['8'])

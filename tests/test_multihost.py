@@ -11,11 +11,12 @@ import time
 
 from configs import digits
 from freqprior import data
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, TINY_RUN_STEPS
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [*TINY_RUN, '--config.checkpoint_every_steps=30', '--config.log_every_steps=30']
+HALF = TINY_RUN_STEPS // 2
+TINY = [*TINY_RUN, f'--config.checkpoint_every_steps={HALF}', f'--config.log_every_steps={HALF}']
 
 
 def _free_port() -> int:
@@ -59,16 +60,16 @@ def test_two_processes_train_then_one_device_evaluates(tmp_path):
   assert 'process 1 of 2, 2 local of 4 devices' in outputs[1][0]  # each worker names itself
   trained = _last_json(outputs[0][0])  # only process 0 prints the record
   assert not [line for line in outputs[1][0].splitlines() if line.startswith('{')]
-  assert trained['step'] == 60 and trained['num_examples'] == 297
-  assert sorted(os.listdir(workdir / 'checkpoints')) == ['30', '60']
+  assert trained['step'] == TINY_RUN_STEPS and trained['num_examples'] == 297
+  assert sorted(os.listdir(workdir / 'checkpoints')) == [str(HALF), str(TINY_RUN_STEPS)]
 
   cmd, env = _main(workdir, '--mode=eval', devices=1)
   out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-4000:]
   evaluated = _last_json(out.stdout)
-  assert evaluated['step'] == 60 and evaluated['num_examples'] == 297
+  assert evaluated['step'] == TINY_RUN_STEPS and evaluated['num_examples'] == 297
   assert abs(evaluated['bpd'] - trained['bpd']) < 1e-4, (evaluated, trained)
-  assert json.loads((workdir / 'eval' / 'test_step60.json').read_text()) == evaluated
+  assert json.loads((workdir / 'eval' / f'test_step{TINY_RUN_STEPS}.json').read_text()) == evaluated
 
 
 def test_global_batches_are_the_same_on_any_topology(tmp_path):
@@ -97,7 +98,6 @@ def test_global_batches_are_the_same_on_any_topology(tmp_path):
     assert record['train'] == records[0]['train'] and record['test'] == records[0]['test']
 
 
-RESUME_STEPS = 60  # TINY_RUN's
 RESUME = [*TINY_RUN, '--config.checkpoint_every_steps=5', '--config.log_every_steps=5',
           '--config.dataset.random_flip=True']
 
@@ -120,7 +120,7 @@ def test_two_processes_stopped_then_resumed_on_one_equal_one_uninterrupted(tmp_p
     assert p.returncode == 0, stderr[-3000:]
   assert 'rerun the same command to resume' in outputs[0][1]
   saved = sorted(int(s) for s in os.listdir(stopped_dir / 'checkpoints') if s.isdigit())
-  assert 5 <= saved[-1] < RESUME_STEPS, saved
+  assert 5 <= saved[-1] < TINY_RUN_STEPS, saved
 
   cmd, env = _main(stopped_dir, devices=1, tiny=RESUME)
   resumed = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
@@ -129,5 +129,5 @@ def test_two_processes_stopped_then_resumed_on_one_equal_one_uninterrupted(tmp_p
   straight_out, straight_err = straight.communicate(timeout=400)
   assert straight.returncode == 0, straight_err[-3000:]
   expected, got = _last_json(straight_out), _last_json(resumed.stdout)
-  assert got['step'] == expected['step'] == RESUME_STEPS
+  assert got['step'] == expected['step'] == TINY_RUN_STEPS
   assert abs(got['bpd'] - expected['bpd']) < 1e-4, (got, expected)

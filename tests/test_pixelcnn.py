@@ -150,17 +150,16 @@ def test_initialisation_keeps_the_loop_and_draws_what_the_unrolled_loop_draws(mo
   """Initialising compiles every parameter's draw, so it compiles one group's, looped."""
   config = tiny_config(prior=False, num_blocks=2)
   model = models.build_model(config)
-  init = lambda: jax.jit(lambda rng: models.init_params(model, config, rng))  # traced anew
   inputs = models.dummy_inputs(config)
   unrolls = lambda: [eqn.params['unroll'] for eqn in jax.make_jaxpr(
       lambda rng: model.init(rng, *inputs))(jax.random.key(0)).eqns
                      if eqn.primitive.name == 'scan']
   assert unrolls() == [1]
-  looped = init()(jax.random.key(0))
+  looped = models.init_params(model, config, jax.random.key(0))  # traced anew at each call
   scanned_groups = pixelcnn.scanned_groups
   monkeypatch.setattr(pixelcnn, 'scanned_groups', lambda s, initializing: scanned_groups(s))
   assert unrolls() == [2]
-  unrolled = init()(jax.random.key(0))
+  unrolled = models.init_params(model, config, jax.random.key(0))
   assert jax.tree.structure(looped) == jax.tree.structure(unrolled)
   for a, b in zip(jax.tree.leaves(looped), jax.tree.leaves(unrolled)):
     np.testing.assert_array_equal(a, b)

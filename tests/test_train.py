@@ -11,10 +11,9 @@ import time
 import jax
 import numpy as np
 
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, TINY_RUN_STEPS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM_STEPS = 60  # TINY_RUN's
 FLAGS = ['--config=configs/digits.py', *TINY_RUN, '--config.checkpoint_every_steps=10',
          '--config.log_every_steps=10', '--config.dataset.validation_examples=100']
 
@@ -32,16 +31,14 @@ def _record(stdout: str) -> dict:
 
 
 def _restore(workdir, step):
-  from configs import digits
+  from absl import flags
+  from ml_collections import config_flags
   from freqprior import checkpoint, train
-  config = digits.get_config()
-  for flag in FLAGS[1:]:
-    key, value = flag[len('--config.'):].split('=')
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value == 'True' if isinstance(node[leaf], bool) else type(node[leaf])(value)
+  argv = ['test', f'--config={os.path.join(ROOT, "configs", "digits.py")}', *FLAGS[1:]]
+  values = flags.FlagValues()  # the run's config, by ml_collections' own flag parser
+  config_flags.DEFINE_config_file('config', flag_values=values, sys_argv=argv)
+  values(argv)
+  config = values.config
   setup = train.Setup.create(config, jax.devices()[:1])
   ckpt = checkpoint.Checkpoints(str(workdir), config, read_only=True)
   state = ckpt.restore(step, setup.abstract_state, setup.state_shardings)
@@ -64,7 +61,7 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
   assert stopped.returncode == 0, stderr[-3000:]
   assert 'rerun the same command to resume' in stderr
   saved = sorted(int(s) for s in os.listdir(stopped_dir / 'checkpoints') if s.isdigit())
-  assert 10 <= saved[-1] < NUM_STEPS, saved  # it stopped early, after saving where it stood
+  assert 10 <= saved[-1] < TINY_RUN_STEPS, saved  # it stopped early, after saving where it stood
   assert not (stopped_dir / 'eval').exists()
   # As if a later run had been killed while writing its next checkpoint.
   partial = stopped_dir / 'checkpoints' / f'{(saved[-1] // 10 + 1) * 10}.orbax-checkpoint-tmp'
@@ -74,14 +71,14 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
   resumed = subprocess.run(_command(stopped_dir), cwd=ROOT, env=_env(), text=True,
                            capture_output=True, timeout=400)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f'resuming at step {saved[-1]} of {NUM_STEPS}' in resumed.stdout
+  assert f'resuming at step {saved[-1]} of {TINY_RUN_STEPS}' in resumed.stdout
   assert not [p for p in os.listdir(stopped_dir / 'checkpoints') if 'tmp' in p]
   straight_out, straight_err = straight.communicate(timeout=400)
   assert straight.returncode == 0, straight_err[-3000:]
 
   expected, got = _record(straight_out), _record(resumed.stdout)
-  assert got['step'] == expected['step'] == NUM_STEPS
+  assert got['step'] == expected['step'] == TINY_RUN_STEPS
   assert abs(got['bpd'] - expected['bpd']) < 1e-6, (got, expected)
-  a, b = _restore(straight_dir, NUM_STEPS), _restore(stopped_dir, NUM_STEPS)
+  a, b = _restore(straight_dir, TINY_RUN_STEPS), _restore(stopped_dir, TINY_RUN_STEPS)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
