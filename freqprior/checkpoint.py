@@ -47,6 +47,22 @@ def _drop_read_only_notice(record) -> bool:
   return not str(record.msg).startswith('Given directory is read only')
 
 
+class _Manager(ocp.CheckpointManager):
+  """A CheckpointManager that learns of a preemption from the training loop.
+
+  JAX's preemption sync point stops every process at the step after the highest step any of them
+  last asked about, whichever thread asked. Orbax asks from its commit thread, about the step it
+  has just written, which may be steps behind the loop; a preemption that arrived then chose a
+  step one process had already passed, and it trained on while the others stopped and waited.
+  So the loop is the only caller of the sync point, and passes on what it learnt here.
+  """
+
+  preempted_step: Optional[int] = None
+
+  def reached_preemption(self, step: int) -> bool:
+    return step == self.preempted_step
+
+
 class Checkpoints:
   """The CheckpointManager for one workdir, plus the checks and policies around it."""
 
@@ -67,7 +83,7 @@ class Checkpoints:
     absl_logger = logging.get_absl_logger()
     absl_logger.addFilter(_drop_read_only_notice)
     try:
-      self.manager = ocp.CheckpointManager(
+      self.manager = _Manager(
           self.directory, options=options,
           item_handlers={'state': ocp.StandardCheckpointHandler(),
                          'model': ocp.JsonCheckpointHandler()})
@@ -134,8 +150,14 @@ class Checkpoints:
     logging.info('restored step %d from %s', step, self.directory)
     return restored['state']
 
-  def save(self, step: int, state: Any, validation_bpd: Optional[float] = None) -> None:
-    """Saves (asynchronously) unless `step` is already saved; all processes must call it."""
+  def save(self, step: int, state: Any, validation_bpd: Optional[float] = None,
+           preempted: bool = False) -> None:
+    """Saves (asynchronously) unless `step` is already saved; all processes must call it.
+
+    `preempted`: the loop reached its preemption sync point at `step` (Orbax logs it as such).
+    """
+    if preempted:
+      self.manager.preempted_step = step
     if step in self.manager.all_steps():
       return
     metrics = None if validation_bpd is None else {VAL_METRIC: float(validation_bpd)}

@@ -337,7 +337,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Optio
         if not bool(all_finite(state.params)):
           raise FloatingPointError(f'Non-finite parameters after step {step}; not saving. '
                                    'Resume from the last checkpoint with a lower learning rate.')
-        checkpoints.save(step, state, validation_bpd)
+        checkpoints.save(step, state, validation_bpd, preempted)
       paused += time.perf_counter() - pause_start
       if preempted:
         break

@@ -47,6 +47,20 @@ def _two_processes(make_command) -> list[subprocess.Popen]:
   return procs
 
 
+def _finish(procs, timeout: int) -> list[tuple[str, str]]:
+  """Each process's (stdout, stderr) after all exited 0; on a timeout, kills all and shows all."""
+  try:
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+  except subprocess.TimeoutExpired:
+    for p in procs:
+      p.kill()
+    raise AssertionError('\n'.join(f'process {i} did not finish in {timeout} s:\n{err[-2000:]}'
+                                    for i, (_, err) in enumerate(p.communicate() for p in procs)))
+  for p, (_, stderr) in zip(procs, outputs):
+    assert p.returncode == 0, stderr[-4000:]
+  return outputs
+
+
 def _last_json(stdout: str) -> dict:
   return json.loads([line for line in stdout.splitlines() if line.startswith('{')][-1])
 
@@ -54,9 +68,7 @@ def _last_json(stdout: str) -> dict:
 def test_two_processes_train_then_one_device_evaluates(tmp_path):
   workdir = tmp_path / 'run'
   procs = _two_processes(lambda flags: _main(workdir, *flags, devices=2))
-  outputs = [p.communicate(timeout=400) for p in procs]
-  for p, (_, stderr) in zip(procs, outputs):
-    assert p.returncode == 0, stderr[-4000:]
+  outputs = _finish(procs, 400)
   assert 'process 1 of 2, 2 local of 4 devices' in outputs[1][0]  # each worker names itself
   trained = _last_json(outputs[0][0])  # only process 0 prints the record
   assert not [line for line in outputs[1][0].splitlines() if line.startswith('{')]
@@ -87,9 +99,7 @@ def test_global_batches_are_the_same_on_any_topology(tmp_path):
     records.append(_last_json(out.stdout))
   procs = _two_processes(lambda flags: (script + [f.replace('_address', '') for f in flags],
                                         _env(2)))
-  outputs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, stderr) in zip(procs, outputs):
-    assert p.returncode == 0, stderr[-3000:]
+  outputs = _finish(procs, 300)
   records.append(_last_json(outputs[0][0]))
   assert [(r['processes'], r['devices']) for r in records] == [(1, 1), (1, 8), (2, 4)]
   assert len(records[0]['train']) == 12 and len(records[0]['test']) == 5
@@ -115,9 +125,7 @@ def test_two_processes_stopped_then_resumed_on_one_equal_one_uninterrupted(tmp_p
     time.sleep(0.05)
   for p in procs:
     p.send_signal(signal.SIGTERM)
-  outputs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, stderr) in zip(procs, outputs):
-    assert p.returncode == 0, stderr[-3000:]
+  outputs = _finish(procs, 300)
   assert 'rerun the same command to resume' in outputs[0][1]
   saved = sorted(int(s) for s in os.listdir(stopped_dir / 'checkpoints') if s.isdigit())
   assert 5 <= saved[-1] < TINY_RUN_STEPS, saved
