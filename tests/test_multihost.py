@@ -47,15 +47,20 @@ def _two_processes(make_command) -> list[subprocess.Popen]:
   return procs
 
 
+def _kill_and_show(procs, why: str) -> AssertionError:
+  """Kills every process (one left alone may wait forever on the others) with their stderr."""
+  for p in procs:
+    p.kill()
+  return AssertionError('\n'.join(f'{why}; process {i} stderr:\n{err[-2000:]}'
+                                   for i, (_, err) in enumerate(p.communicate() for p in procs)))
+
+
 def _finish(procs, timeout: int) -> list[tuple[str, str]]:
-  """Each process's (stdout, stderr) after all exited 0; on a timeout, kills all and shows all."""
+  """Each process's (stdout, stderr) after all exited 0."""
   try:
     outputs = [p.communicate(timeout=timeout) for p in procs]
   except subprocess.TimeoutExpired:
-    for p in procs:
-      p.kill()
-    raise AssertionError('\n'.join(f'process {i} did not finish in {timeout} s:\n{err[-2000:]}'
-                                    for i, (_, err) in enumerate(p.communicate() for p in procs)))
+    raise _kill_and_show(procs, f'not finished in {timeout} s') from None
   for p, (_, stderr) in zip(procs, outputs):
     assert p.returncode == 0, stderr[-4000:]
   return outputs
@@ -120,8 +125,8 @@ def test_two_processes_stopped_then_resumed_on_one_equal_one_uninterrupted(tmp_p
   procs = _two_processes(lambda flags: _main(stopped_dir, *flags, devices=2, tiny=RESUME))
   deadline = time.time() + 400
   while not (stopped_dir / 'checkpoints' / '5').exists():
-    assert all(p.poll() is None for p in procs) and time.time() < deadline, \
-        procs[0].communicate()[1][-3000:]
+    if not all(p.poll() is None for p in procs) or time.time() > deadline:
+      raise _kill_and_show(procs, 'exited or timed out before checkpoint 5')
     time.sleep(0.05)
   for p in procs:
     p.send_signal(signal.SIGTERM)
